@@ -14,8 +14,8 @@
  * ```
  * @module
  */
-import { createHash } from "node:crypto";
 import { CotrainError } from "../errors.ts";
+import { sha256Hex } from "../store/keys.ts";
 import type { ObjectStore } from "../store/types.ts";
 
 /** Element types of the wire contract. */
@@ -217,10 +217,7 @@ export function encodeTensor(t: HostTensor): TensorMsg {
   return { dtype: protoDType(t.dtype), shape: [...t.shape], data: bytesOf(t) };
 }
 
-/** Lower-case hex sha256 of `bytes`. */
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
+export { sha256Hex };
 
 /**
  * Reads a `cotrain.v1.TensorRef` through the store: the URI must lie inside the store
