@@ -70,7 +70,7 @@ Deno.test("f32ToF16 agrees with Math.f16round on 200,000 random float32 patterns
   const f = new Float32Array(u.buffer);
   const h = f32ToF16(f);
   for (let i = 0; i < f.length; i++) {
-    const want = f16round(f[i]);
+    const want: number = f16round(f[i]);
     const got = halfToNumber(h[i]);
     if (Number.isNaN(want)) assert.ok(Number.isNaN(got));
     else assert.ok(Object.is(got, want), `0x${u[i].toString(16)}: got ${got}, want ${want}`);
