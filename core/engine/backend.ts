@@ -20,6 +20,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+// tfjs-core's node bundle registers no gradients; the @tensorflow/tfjs bundle registers all of them
+// into the same (single) tfjs-core instance. Training needs them.
+import "@tensorflow/tfjs";
 import { CoreError } from "../errors.ts";
 
 /** Backends cotrain can run on. */

@@ -1,0 +1,154 @@
+/**
+ * The Gaussian readout (Lurz et al. 2021, neuralpredictors' FullGaussian2d), one per recording
+ * session, exactly as SPEC.md section 3: neuron n reads the feature map at a location mu_n in
+ * [-1,1]^2 (x, y), in training jittered per image by sigma_n * eps with eps ~ N(0,1), and weights
+ * the channels there by f_{c,n}; output ELU(y - 1) + 1.
+ *
+ * Bilinear sampling (align_corners = true, zero padding) is written separably: with pixel
+ * coordinates px = (g + 1) / 2 * (W - 1), the weight of column j is max(0, 1 - |px - j|), and the
+ * same for rows, so sampling is two small batched matrix products and needs no gather (whose
+ * gradient tfjs' wasm backend lacks). Gradients reach the features, mu and sigma.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { createGaussianReadout, gaussianReadout } from "./readout.ts";
+ * const r = createGaussianReadout({ neurons: 5, channels: 8, seed: 0 });
+ * const y = gaussianReadout(r, tf.zeros([2, 16, 16, 8]), { training: false });
+ * console.log(y.shape); // [2, 5]
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+
+/** Settings of one readout. */
+export interface ReadoutConfig {
+  /** Number of neurons of the session. */
+  neurons: number;
+  /** Channels of the feature map it reads (conv3_1: 256 x width). */
+  channels: number;
+  /** Seed of the initialisation. */
+  seed: number;
+  /** Half-width of the uniform mu init (0.3 in the paper). */
+  initMuRange?: number;
+  /** Upper bound of the uniform sigma init (0.6 in the paper). */
+  initSigma?: number;
+}
+
+/** A readout's parameters. */
+export interface GaussianReadout {
+  config: ReadoutConfig;
+  /** Locations [N, 2] as (x, y) in [-1, 1]. */
+  mu: tf.Variable;
+  /** Per-axis jitter [N, 2], >= 0. */
+  sigma: tf.Variable;
+  /** Channel weights [C, N]. */
+  features: tf.Variable;
+  /** Bias [N]. */
+  bias: tf.Variable;
+}
+
+/** Creates a readout: mu ~ U(-0.3, 0.3), sigma ~ U(0, 0.6), f = 1/C, bias 0 (see initBias). */
+export function createGaussianReadout(config: ReadoutConfig): GaussianReadout {
+  const { neurons: n, channels: c, seed } = config;
+  const muRange = config.initMuRange ?? 0.3;
+  const sigmaMax = config.initSigma ?? 0.6;
+  return {
+    config,
+    mu: tf.variable(tf.randomUniform([n, 2], -muRange, muRange, "float32", seed * 10 + 1)),
+    sigma: tf.variable(tf.randomUniform([n, 2], 0, sigmaMax, "float32", seed * 10 + 2)),
+    features: tf.variable(tf.fill([c, n], 1 / c)),
+    bias: tf.variable(tf.zeros([n])),
+  };
+}
+
+/** Sets the bias to the mean response of the first training batch (responses [B, N]). */
+export function initReadoutBias(readout: GaussianReadout, responses: tf.Tensor2D): void {
+  tf.tidy(() => readout.bias.assign(tf.mean(responses, 0)));
+}
+
+/** Clamps mu to [-1, 1] and sigma to >= 0 in place (done before every training step). */
+export function clampReadout(readout: GaussianReadout): void {
+  tf.tidy(() => {
+    readout.mu.assign(tf.clipByValue(readout.mu, -1, 1));
+    readout.sigma.assign(tf.relu(readout.sigma));
+  });
+}
+
+/** Options of a readout pass. */
+export interface ReadoutOptions {
+  /** Training: sample the grid around mu per image; eval: read at mu. */
+  training: boolean;
+  /** Seed of the eps draw (training). */
+  sampleSeed?: number;
+}
+
+/**
+ * Separable bilinear weights along one axis: coords [B, N] in [-1, 1] -> [B, N, size] with
+ * max(0, 1 - |px - j|), px = (g + 1) / 2 * (size - 1) (align_corners = true, zero padding).
+ */
+function axisWeights(coords: tf.Tensor2D, size: number): tf.Tensor3D {
+  const px = tf.expandDims(tf.mul(tf.add(coords, 1), (size - 1) / 2), 2);
+  const grid = tf.reshape(tf.range(0, size, 1, "float32"), [1, 1, size]);
+  return tf.relu(tf.sub(1, tf.abs(tf.sub(px, grid)))) as tf.Tensor3D;
+}
+
+/** The grid [B, N, 2] the readout samples at: mu (eval) or clamp(mu + sigma * eps) (training). */
+export function readoutGrid(
+  readout: GaussianReadout,
+  batch: number,
+  options: ReadoutOptions,
+): tf.Tensor3D {
+  return tf.tidy(() => {
+    const n = readout.config.neurons;
+    const mu = tf.expandDims(tf.clipByValue(readout.mu, -1, 1), 0);
+    if (!options.training) return tf.tile(mu, [batch, 1, 1]) as tf.Tensor3D;
+    const eps = tf.randomNormal([batch, n, 2], 0, 1, "float32", options.sampleSeed ?? 0);
+    const sigma = tf.expandDims(tf.relu(readout.sigma), 0);
+    return tf.clipByValue(tf.add(mu, tf.mul(sigma, eps)), -1, 1) as tf.Tensor3D;
+  });
+}
+
+/** Responses [B, N] of the readout on a feature map x [B, H, W, C]. */
+export function gaussianReadout(
+  readout: GaussianReadout,
+  x: tf.Tensor,
+  options: ReadoutOptions,
+): tf.Tensor2D {
+  const [b, h, w, c] = x.shape as [number, number, number, number];
+  if (x.rank !== 4 || c !== readout.config.channels) {
+    throw new Error(`readout input must be [B,H,W,${readout.config.channels}]; got [${x.shape}]`);
+  }
+  return tf.tidy(() => {
+    const grid = readoutGrid(readout, b, options);
+    const [gx, gy] = tf.split(grid, 2, 2).map((t) => tf.squeeze(t, [2]) as tf.Tensor2D);
+    const wy = axisWeights(gy, h); // [B, N, H]
+    const wx = axisWeights(gx, w); // [B, N, W]
+    // rows: [B, N, H] x [B, H, W*C] -> [B, N, W*C]
+    const rows = tf.matMul(wy, tf.reshape(x, [b, h, w * c]));
+    // columns: weight by wx and sum over W -> [B, N, C]
+    const sampled = tf.sum(tf.mul(tf.reshape(rows, [b, -1, w, c]), tf.expandDims(wx, 3)), 2);
+    // channels: sum_c f[c, n] * sampled[b, n, c] + bias[n]
+    const y = tf.add(
+      tf.sum(tf.mul(sampled, tf.expandDims(tf.transpose(readout.features), 0)), 2),
+      readout.bias,
+    );
+    return tf.add(tf.elu(tf.sub(y, 1)), 1) as tf.Tensor2D;
+  });
+}
+
+/** Every variable of the readout by name (`mu`, `sigma`, `features`, `bias`). */
+export function readoutParams(readout: GaussianReadout, prefix = ""): Map<string, tf.Variable> {
+  return new Map([
+    [`${prefix}mu`, readout.mu],
+    [`${prefix}sigma`, readout.sigma],
+    [`${prefix}features`, readout.features],
+    [`${prefix}bias`, readout.bias],
+  ]);
+}
+
+/** Frees the readout's variables. */
+export function disposeReadout(readout: GaussianReadout): void {
+  for (const v of readoutParams(readout).values()) v.dispose();
+}

