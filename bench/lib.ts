@@ -1,0 +1,74 @@
+/**
+ * What every benchmark in bench/ shares: the shape of its output line, its options, and the few
+ * statistics it needs. A benchmark is a module exporting {@linkcode Bench}'s `run`, registered
+ * by one line in bench/main.ts.
+ *
+ * @example
+ * ```ts
+ * import { median, mbPerSecond, type BenchLine } from "./lib.ts";
+ * const s = median([0.12, 0.1, 0.11]);
+ * const line: BenchLine = {
+ *   bench: "transport",
+ *   case: "inline-1MiB",
+ *   metric: "roundtrip_MB_s",
+ *   value: mbPerSecond(1 << 20, s),
+ *   peer: "python-grpcio-1.85.3",
+ *   peer_value: 9.1,
+ * };
+ * console.log(JSON.stringify(line));
+ * ```
+ * @module
+ */
+
+/** One measurement, printed as one JSON line, keys in this order (DESIGN.md, Tests). */
+export interface BenchLine {
+  /** The benchmark's name, e.g. `transport`. */
+  bench: string;
+  /** What was measured, e.g. `inline-16MiB`. */
+  case: string;
+  /** The unit and direction, e.g. `roundtrip_MB_s` (higher is better) or `train_img_s`. */
+  metric: string;
+  /** cotrain's figure. */
+  value: number;
+  /** The peer it is compared with, with its version, e.g. `python-grpcio-1.85.3`. */
+  peer: string;
+  /** The peer's figure for the same case and metric, measured in the same run. */
+  peer_value: number;
+}
+
+/** Options every benchmark takes. */
+export interface BenchOptions {
+  /** A short run (under a minute) with fewer cases and repetitions. */
+  quick: boolean;
+  /** Where progress goes (default: stderr); stdout carries only the JSON lines. */
+  progress?: (message: string) => void;
+}
+
+/** A benchmark module: bench/<name>.ts exports `run`. */
+export interface Bench {
+  /** Runs the benchmark, yielding its lines as they are ready. */
+  run(options: BenchOptions): AsyncIterable<BenchLine>;
+}
+
+/** Median of a non-empty list. */
+export function median(xs: number[]): number {
+  if (xs.length === 0) throw new Error("median of an empty list");
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Throughput in MB/s (1 MB = 10^6 bytes) of moving `bytes` in `seconds`. */
+export function mbPerSecond(bytes: number, seconds: number): number {
+  return bytes / 1e6 / seconds;
+}
+
+/** Rounds to one decimal (figures in MB/s or items/s do not deserve more). */
+export function round1(x: number): number {
+  return Math.round(x * 10) / 10;
+}
+
+/** Writes a progress line to stderr. */
+export function stderrProgress(message: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(message + "\n"));
+}
