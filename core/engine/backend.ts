@@ -24,6 +24,7 @@ import * as tf from "@tensorflow/tfjs-core";
 // into the same (single) tfjs-core instance. Training needs them.
 import "@tensorflow/tfjs";
 import { CoreError } from "../errors.ts";
+import { registerWasmKernels } from "./kernels/register.ts";
 
 /** Backends cotrain can run on. */
 export const BACKENDS = ["wasm", "tensorflow", "webgpu", "cpu"] as const;
@@ -88,10 +89,7 @@ export async function initBackend(name?: string): Promise<BackendInfo> {
     case "wasm": {
       await import("@tensorflow/tfjs-backend-cpu"); // fallback for kernels wasm lacks
       await import("@tensorflow/tfjs-backend-wasm");
-      const { registerWasmKernels } = await import("./kernels/register.ts").catch(() => ({
-        registerWasmKernels: null,
-      }));
-      if (registerWasmKernels) await registerWasmKernels();
+      registerWasmKernels(); // cotrain's gradient kernels (core/engine/kernels)
       break;
     }
     case "tensorflow": {

@@ -22,31 +22,14 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { biasBatchNormRelu } from "../engine/kernels/ops.ts";
 
 /** The VGG-19 trunk: channel counts and "M" for 2x2 max-pools. */
+// deno-fmt-ignore
 export const VGG19_CFG: readonly (number | "M")[] = [
-  64,
-  64,
-  "M",
-  128,
-  128,
-  "M",
-  256,
-  256,
-  256,
-  256,
-  "M",
-  512,
-  512,
-  512,
-  512,
-  "M",
-  512,
-  512,
-  512,
-  512,
-  "M",
-]; // deno-fmt-ignore
+  64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+  512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
+];
 
 /** Width of the head's hidden 1x1 convs at w = 1. */
 export const HEAD_HIDDEN = 4096;
@@ -192,7 +175,10 @@ function p(model: VggModel, name: string): tf.Variable {
   return v;
 }
 
-/** conv3x3 + bias + BN + ReLU of one layer. */
+/**
+ * conv3x3 + bias + BN + ReLU of one layer. Training uses batch statistics through the fused
+ * biasBatchNormRelu op (one wasm kernel forward and one backward; plain tfjs ops elsewhere).
+ */
 function convBnRelu(
   model: VggModel,
   name: string,
@@ -200,30 +186,19 @@ function convBnRelu(
   training: boolean,
   stats: Map<string, BnBatchStats>,
 ): tf.Tensor4D {
-  const y = tf.add(
-    tf.conv2d(x, p(model, `${name}.weight`) as tf.Tensor4D, 1, "same"),
-    p(model, `${name}.bias`),
-  ) as tf.Tensor4D;
-  let mean: tf.Tensor, variance: tf.Tensor;
+  const y = tf.conv2d(x, p(model, `${name}.weight`) as tf.Tensor4D, 1, "same");
+  const gamma = p(model, `${name}.bn.weight`);
+  const beta = p(model, `${name}.bn.bias`);
   if (training) {
-    const m = tf.moments(y, [0, 1, 2]);
-    mean = m.mean;
-    variance = m.variance;
+    const r = biasBatchNormRelu(y, p(model, `${name}.bias`), gamma, beta, BN_EPS);
     const count = y.shape[0] * y.shape[1] * y.shape[2];
-    stats.set(name, { mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D, count });
-  } else {
-    mean = p(model, `${name}.bn.running_mean`);
-    variance = p(model, `${name}.bn.running_var`);
+    stats.set(name, { mean: r.mean, variance: r.variance, count });
+    return r.output as tf.Tensor4D;
   }
-  const bn = tf.batchNorm(
-    y,
-    mean,
-    variance,
-    p(model, `${name}.bn.bias`),
-    p(model, `${name}.bn.weight`),
-    BN_EPS,
-  );
-  return tf.relu(bn) as tf.Tensor4D;
+  const z = tf.add(y, p(model, `${name}.bias`));
+  const mean = p(model, `${name}.bn.running_mean`);
+  const variance = p(model, `${name}.bn.running_var`);
+  return tf.relu(tf.batchNorm(z, mean, variance, beta, gamma, BN_EPS)) as tf.Tensor4D;
 }
 
 /** The trunk (up to `upTo`, default all of it) and, when the model has one, the head. */

@@ -18,13 +18,22 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { fusedKernelsActive } from "../engine/kernels/ops.ts";
+import { SGD_MOMENTUM } from "../engine/kernels/register.ts";
+
+/** Gradients by parameter name, as a Map or as tfjs' NamedTensorMap. */
+export type GradMap = Map<string, tf.Tensor> | tf.NamedTensorMap;
+
+function gradOf(grads: GradMap, name: string): tf.Tensor | undefined {
+  return grads instanceof Map ? grads.get(name) : grads[name];
+}
 
 /** An optimiser over named variables. */
 export interface Optimizer {
   /** Learning rate (the schedule changes it). */
   lr: number;
   /** Applies one update; `grads` are keyed like `params` (missing keys are skipped). */
-  step(params: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>): void;
+  step(params: Map<string, tf.Variable>, grads: GradMap): void;
   /** The state tensors by name (`<param>.<slot>`), for checkpoints. */
   state(): Map<string, tf.Tensor>;
   /** Restores state saved by {@linkcode state}. */
@@ -42,13 +51,14 @@ export interface SgdOptions {
 
 /**
  * SGD as torch.optim.SGD (dampening 0, not Nesterov): g = grad + wd * p; buf = m * buf + g;
- * p -= lr * buf (the first step sets buf = g).
+ * p -= lr * buf (the first step sets buf = g). On the wasm backend one fused kernel per variable
+ * (core/engine/kernels) does the whole update.
  */
 export class Sgd implements Optimizer {
   lr: number;
   readonly momentum: number;
   readonly weightDecay: number;
-  #buf = new Map<string, tf.Variable>();
+  #buf = new Map<string, tf.Tensor>();
 
   constructor(options: SgdOptions) {
     this.lr = options.lr;
@@ -56,25 +66,36 @@ export class Sgd implements Optimizer {
     this.weightDecay = options.weightDecay ?? 0;
   }
 
-  step(params: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>): void {
-    tf.tidy(() => {
-      for (const [name, p] of params) {
-        const grad = grads.get(name);
-        if (!grad) continue;
-        const g = this.weightDecay ? tf.add(grad, tf.mul(p, this.weightDecay)) : grad;
-        let d = g;
-        if (this.momentum) {
-          const buf = this.#buf.get(name);
-          if (!buf) {
-            this.#buf.set(name, tf.keep(tf.variable(g.clone(), false)));
-          } else {
-            buf.assign(tf.add(tf.mul(buf, this.momentum), g));
-            d = buf;
-          }
-        }
-        p.assign(tf.sub(p, tf.mul(d, this.lr)));
+  step(params: Map<string, tf.Variable>, grads: GradMap): void {
+    const fused = fusedKernelsActive();
+    const { lr, momentum, weightDecay } = this;
+    for (const [name, p] of params) {
+      const g = gradOf(grads, name);
+      if (!g) continue;
+      const buf = this.#buf.get(name);
+      let newP: tf.Tensor, newBuf: tf.Tensor;
+      if (fused) {
+        // the kernel's first step (buf = 0) gives buf = g, as torch's first step does
+        const b = buf ?? tf.zerosLike(p);
+        [newP, newBuf] = tf.engine().runKernel(
+          SGD_MOMENTUM,
+          { w: p, m: b, g } as unknown as tf.NamedTensorMap,
+          { lr, momentum, weightDecay } as unknown as tf.NamedAttrMap,
+        ) as tf.Tensor[];
+        if (!buf) b.dispose();
+      } else {
+        [newP, newBuf] = tf.tidy(() => {
+          const gd = weightDecay ? tf.add(g, tf.mul(p, weightDecay)) : g;
+          const d = momentum && buf ? tf.add(tf.mul(buf, momentum), gd) : tf.clone(gd);
+          return [tf.sub(p, tf.mul(d, lr)), d];
+        });
       }
-    });
+      p.assign(newP);
+      newP.dispose();
+      buf?.dispose();
+      if (momentum) this.#buf.set(name, tf.keep(newBuf));
+      else newBuf.dispose();
+    }
   }
 
   state(): Map<string, tf.Tensor> {
@@ -87,7 +108,7 @@ export class Sgd implements Optimizer {
     this.dispose();
     for (const [k, v] of state) {
       if (k.endsWith(".momentum_buffer")) {
-        this.#buf.set(k.slice(0, -".momentum_buffer".length), tf.variable(v.clone(), false));
+        this.#buf.set(k.slice(0, -".momentum_buffer".length), tf.keep(v.clone()));
       }
     }
   }
@@ -129,10 +150,10 @@ export class Adam implements Optimizer {
     this.weightDecay = options.weightDecay ?? 0;
   }
 
-  step(params: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>): void {
+  step(params: Map<string, tf.Variable>, grads: GradMap): void {
     tf.tidy(() => {
       for (const [name, p] of params) {
-        const grad = grads.get(name);
+        const grad = gradOf(grads, name);
         if (!grad) continue;
         const g = this.weightDecay ? tf.add(grad, tf.mul(p, this.weightDecay)) : grad;
         let m = this.#m.get(name);
