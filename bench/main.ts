@@ -16,6 +16,7 @@ import { type Bench, stderrProgress } from "./lib.ts";
 /** Every benchmark by name, loaded only when it runs. */
 export const BENCHES: Record<string, () => Promise<Bench>> = {
   transport: () => import("./transport.ts"),
+  corruptions: () => import("./corruptions.ts"),
 };
 
 const USAGE = `usage: deno task bench [name] [--quick]

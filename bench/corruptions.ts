@@ -1,0 +1,146 @@
+/**
+ * `deno task bench corruptions [--quick]`: milliseconds per 64x64 RGB uint8 image for every
+ * corruption and severity, one core, cotrain's library (`corruptBatch` on one image, results
+ * identical to the service's) against the reference, bethgelab/imagecorruptions, run in the same
+ * invocation on the same four images (test/corruption_data/*_64.png) by
+ * bench/peers/imagecorruptions_peer.py.
+ *
+ * Figures: median ms of the timed calls per (corruption, severity) after untimed warm-up calls;
+ * a case line per corruption and severity (`<name>-s<severity>`), a line per corruption (`<name>`,
+ * mean over severities), and `paper14` (mean over the paper's 14 and the 5 severities).
+ *
+ * Python: `$COTRAIN_IC_PYTHON`, else `$COTRAIN_PYTHON`, else the first of `python3`,
+ * `/usr/bin/python3` that can `import imagecorruptions` (see the peer script for installing it).
+ *
+ * @example
+ * ```sh
+ * deno task bench corruptions --quick
+ * ```
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import { corruptBatch, CORRUPTIONS, PAPER_14 } from "../core/corruptions/mod.ts";
+import { loadImages } from "../test/corruption_fidelity.ts";
+import { type BenchLine, type BenchOptions, median } from "./lib.ts";
+
+const PEER = fileURLToPath(new URL("./peers/imagecorruptions_peer.py", import.meta.url));
+const DATA = fileURLToPath(new URL("../test/corruption_data/", import.meta.url));
+const NAMES = ["astronaut", "camera", "chelsea", "coffee"];
+
+/** Repetitions per (corruption, severity). */
+export const PLANS = { full: { reps: 30, warmup: 10 }, quick: { reps: 6, warmup: 3 } };
+
+async function findPython(): Promise<string> {
+  const candidates = [
+    Deno.env.get("COTRAIN_IC_PYTHON"),
+    Deno.env.get("COTRAIN_PYTHON"),
+    "python3",
+    "/usr/bin/python3",
+  ].filter((p): p is string => !!p);
+  for (const p of candidates) {
+    try {
+      const { success } = await new Deno.Command(p, {
+        args: ["-c", "import warnings; warnings.simplefilter('ignore'); import imagecorruptions"],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      if (success) return p;
+    } catch { /* not there */ }
+  }
+  throw new Error(
+    `no Python that can import imagecorruptions (tried ${candidates.join(", ")}); ` +
+      `set COTRAIN_IC_PYTHON (see bench/peers/imagecorruptions_peer.py for installing it)`,
+  );
+}
+
+async function runPeer(
+  python: string,
+  reps: number,
+): Promise<{ version: string; ms: Record<string, number[]> }> {
+  const child = new Deno.Command(python, {
+    args: [PEER, String(reps), ...NAMES.map((n) => `${DATA}${n}_64.png`)],
+    stdout: "piped",
+    stderr: "inherit",
+  });
+  const { success, stdout } = await child.output();
+  if (!success) throw new Error("the imagecorruptions peer failed (its stderr is above)");
+  const text = new TextDecoder().decode(stdout).trim().split("\n").pop() as string;
+  return JSON.parse(text);
+}
+
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/** Runs the benchmark; see the module docs. */
+export async function* run(options: BenchOptions): AsyncGenerator<BenchLine> {
+  const plan = options.quick ? PLANS.quick : PLANS.full;
+  const say = options.progress ?? (() => {});
+  const python = await findPython();
+  say(`[corruptions] peer: imagecorruptions via ${python}, ${plan.reps} reps per case`);
+  const peer = await runPeer(python, plan.reps);
+  const peerName = `imagecorruptions-${peer.version}`;
+  const images = await loadImages(64);
+  const ours: Record<string, number[]> = {};
+  for (const c of CORRUPTIONS) {
+    ours[c] = [];
+    for (let s = 1; s <= 5; s++) {
+      const call = (r: number) =>
+        corruptBatch({ dtype: "uint8", shape: [1, 64, 64, 3], data: images[r % 4] }, {
+          corruption: c,
+          severity: s,
+          seed: 1,
+          indexOffset: r,
+        });
+      for (let r = 0; r < plan.warmup; r++) call(r);
+      const times: number[] = [];
+      for (let r = 0; r < plan.reps; r++) {
+        const t = performance.now();
+        call(r);
+        times.push(performance.now() - t);
+      }
+      ours[c].push(median(times));
+    }
+    say(`[corruptions] cotrain ${c}: ${(ours[c].reduce((a, b) => a + b) / 5).toFixed(3)} ms`);
+  }
+  const rows: string[] = [];
+  for (const c of CORRUPTIONS) {
+    for (let s = 0; s < 5; s++) {
+      yield {
+        bench: "corruptions",
+        case: `${c}-s${s + 1}`,
+        metric: "ms_per_img",
+        value: r3(ours[c][s]),
+        peer: peerName,
+        peer_value: r3(peer.ms[c][s]),
+      };
+    }
+    const m = ours[c].reduce((a, b) => a + b) / 5, pm = peer.ms[c].reduce((a, b) => a + b) / 5;
+    rows.push(`| ${c} | ${m.toFixed(3)} | ${pm.toFixed(3)} | ${(pm / m).toFixed(2)} |`);
+    yield {
+      bench: "corruptions",
+      case: c,
+      metric: "ms_per_img",
+      value: r3(m),
+      peer: peerName,
+      peer_value: r3(pm),
+    };
+  }
+  const mean14 = (t: Record<string, number[]>) =>
+    PAPER_14.reduce((a, c) => a + t[c].reduce((x, y) => x + y), 0) / (14 * 5);
+  const m14 = mean14(ours), p14 = mean14(peer.ms);
+  rows.push(
+    `| paper14 (mean) | ${m14.toFixed(3)} | ${p14.toFixed(3)} | ${(p14 / m14).toFixed(2)} |`,
+  );
+  say(
+    `[corruptions] | corruption | cotrain ms/img | ${peerName} ms/img | speed-up |\n${
+      rows.join("\n")
+    }`,
+  );
+  yield {
+    bench: "corruptions",
+    case: "paper14",
+    metric: "ms_per_img",
+    value: r3(m14),
+    peer: peerName,
+    peer_value: r3(p14),
+  };
+}

@@ -1,0 +1,257 @@
+/**
+ * The public entry point: corrupt a batch of images (N x H x W or N x H x W x C, C = 1 or 3,
+ * uint8 in 0..255 or float32 in [0, 1]) with one corruption at one severity, seeded.
+ *
+ * Randomness: image i of the batch draws from the stream of (seed, indexOffset + i, corruption,
+ * severity) (see rng.ts), so any split of a data set into batches gives the same bytes as long as
+ * each image keeps its index.
+ *
+ * Gray images: by default (`grayPath: "rgb"`, the reference's and the paper's way) a gray image
+ * is stacked to RGB, corrupted, and turned back to gray with the luma weights 0.299/0.587/0.114, so
+ * per-channel noise is averaged as in the paper. `grayPath: "direct"` corrupts the single channel
+ * (faster, stronger noise). `toGray: true` turns RGB results into gray the same way (the paper's
+ * pipeline on RGB inputs).
+ *
+ * Output: the input's dtype. uint8 results are truncated like the reference's
+ * `np.uint8(x * 255)` (`truncate: false` rounds instead); float32 results are exact unless
+ * `truncate: true` asks for the reference's 8-bit values (floor(255 x) / 255).
+ *
+ * @example
+ * ```ts
+ * import { corruptBatch } from "./corrupt.ts";
+ * const images = { dtype: "uint8" as const, shape: [2, 32, 32, 3], data: new Uint8Array(2 * 32 * 32 * 3).fill(128) };
+ * const out = corruptBatch(images, { corruption: "gaussian_noise", severity: 3, seed: 7 });
+ * console.log(out.shape, out.dtype); // [ 2, 32, 32, 3 ] uint8
+ * ```
+ * @module
+ */
+import { CoreError } from "../errors.ts";
+import { CORRUPTORS } from "./corruptions.ts";
+import { type Img, LUMA, newImage } from "./image.ts";
+import {
+  type CorruptionName,
+  CORRUPTIONS,
+  PRESET_NAMES,
+  type PresetName,
+  PRESETS,
+} from "./presets.ts";
+import { streamFor } from "./rng.ts";
+
+/** A batch of images. */
+export interface ImageBatch {
+  dtype: "uint8" | "float32";
+  /** [N, H, W] (gray) or [N, H, W, C] with C 1 or 3. */
+  shape: number[];
+  data: Uint8Array | Float32Array;
+}
+
+/** What to do to a batch. */
+export interface CorruptOptions {
+  /** One of {@linkcode CORRUPTIONS}. */
+  corruption: string;
+  /** 1..5. */
+  severity: number;
+  /** Whole number 0..2^53-1 (default 0). */
+  seed?: number;
+  /** `imagecorruptions` (default, the paper's) or `tiny-imagenet-c`. */
+  preset?: string;
+  /** Data-set index of the batch's first image (default 0). */
+  indexOffset?: number;
+  /** How gray images are corrupted: through RGB (default) or directly. */
+  grayPath?: "rgb" | "direct";
+  /** Return RGB results as gray (luma). */
+  toGray?: boolean;
+  /** Reference 8-bit truncation (default: true for uint8, false for float32). */
+  truncate?: boolean;
+}
+
+/** Smallest side accepted (the reference's limit). */
+export const MIN_SIDE = 32;
+
+/** Checks options; returns them resolved. Throws INVALID_ARGUMENT naming the field. */
+export function checkOptions(o: CorruptOptions): {
+  corruption: CorruptionName;
+  severity: number;
+  seed: number;
+  preset: PresetName;
+  indexOffset: number;
+} {
+  if (!(CORRUPTIONS as readonly string[]).includes(o.corruption)) {
+    throw CoreError.invalidArgument(
+      `corruption: unknown ${JSON.stringify(o.corruption)}; allowed: ${CORRUPTIONS.join(", ")}`,
+    );
+  }
+  if (!Number.isInteger(o.severity) || o.severity < 1 || o.severity > 5) {
+    throw CoreError.invalidArgument(
+      `severity: ${JSON.stringify(o.severity)} is outside 1..5; allowed: 1, 2, 3, 4, 5`,
+    );
+  }
+  const preset = o.preset === undefined || o.preset === "" ? "imagecorruptions" : o.preset;
+  if (!(PRESET_NAMES as readonly string[]).includes(preset)) {
+    throw CoreError.invalidArgument(
+      `preset: unknown ${JSON.stringify(preset)}; allowed: ${PRESET_NAMES.join(", ")}`,
+    );
+  }
+  const seed = o.seed ?? 0;
+  if (!Number.isSafeInteger(seed) || seed < 0) {
+    throw CoreError.invalidArgument(`seed: ${JSON.stringify(seed)}; expected a whole number >= 0`);
+  }
+  const indexOffset = o.indexOffset ?? 0;
+  if (!Number.isSafeInteger(indexOffset) || indexOffset < 0) {
+    throw CoreError.invalidArgument(
+      `index_offset: ${JSON.stringify(indexOffset)}; expected a whole number >= 0`,
+    );
+  }
+  return {
+    corruption: o.corruption as CorruptionName,
+    severity: o.severity,
+    seed,
+    preset: preset as PresetName,
+    indexOffset,
+  };
+}
+
+/** Checks a batch's dtype, shape, byte length and values; returns [n, h, w, c]. */
+export function checkBatch(b: ImageBatch, field = "images"): [number, number, number, number] {
+  if (b.dtype !== "uint8" && b.dtype !== "float32") {
+    throw CoreError.invalidArgument(
+      `${field}.dtype: ${JSON.stringify(b.dtype)}; allowed: uint8 (0..255), float32 ([0, 1])`,
+    );
+  }
+  const s = b.shape;
+  if (
+    !Array.isArray(s) || (s.length !== 3 && s.length !== 4) ||
+    s.some((d) => !Number.isSafeInteger(d) || d < 0)
+  ) {
+    throw CoreError.invalidArgument(
+      `${field}.shape: [${s}]; expected [N, H, W] or [N, H, W, C] with C 1 or 3`,
+    );
+  }
+  const [n, h, w] = s;
+  const c = s.length === 4 ? s[3] : 1;
+  if (c !== 1 && c !== 3) {
+    throw CoreError.invalidArgument(`${field}.shape: ${c} channels; allowed: 1 (gray), 3 (RGB)`);
+  }
+  if (h < MIN_SIDE || w < MIN_SIDE) {
+    throw CoreError.invalidArgument(
+      `${field}.shape: images are ${h}x${w}; the smallest allowed is ${MIN_SIDE}x${MIN_SIDE}`,
+    );
+  }
+  const expected = n * h * w * c;
+  const isU8 = b.dtype === "uint8";
+  if (isU8 ? !(b.data instanceof Uint8Array) : !(b.data instanceof Float32Array)) {
+    throw CoreError.invalidArgument(`${field}.data: does not hold ${b.dtype} values`);
+  }
+  if (b.data.length !== expected) {
+    const size = isU8 ? 1 : 4;
+    throw CoreError.invalidArgument(
+      `${field}.data: ${b.data.length * size} bytes, expected ${expected * size} (${b.dtype} [${
+        s.join(",")
+      }])`,
+    );
+  }
+  if (!isU8) {
+    const d = b.data as Float32Array;
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i];
+      if (!(v >= 0 && v <= 1)) {
+        throw CoreError.invalidArgument(
+          `${field}.data: element ${i} is ${v}; float32 images must be finite and in [0, 1]`,
+        );
+      }
+    }
+  }
+  return [n, h, w, c];
+}
+
+/**
+ * Corrupts one image in [0, 1] (h x w x c, c 1 or 3) and returns the result in [0, 1], unquantised.
+ *
+ * @example
+ * ```ts
+ * import { corruptImage } from "./corrupt.ts";
+ * import { newImage } from "./image.ts";
+ * const out = corruptImage(newImage(32, 32, 3), "fog", 2, { seed: 1, index: 0 });
+ * console.log(out.c); // 3
+ * ```
+ */
+export function corruptImage(
+  img: Img,
+  corruption: CorruptionName,
+  severity: number,
+  opts: { seed?: number; index?: number; preset?: PresetName } = {},
+): Img {
+  const preset = opts.preset ?? "imagecorruptions";
+  const rng = streamFor(opts.seed ?? 0, opts.index ?? 0, CORRUPTIONS.indexOf(corruption), severity);
+  const params = PRESETS[preset][corruption][severity - 1];
+  return CORRUPTORS[corruption](img, params, rng, preset);
+}
+
+function quantize(v: number, truncate: boolean): number {
+  const x = v * 255;
+  // The epsilon absorbs float32 input rounding (u / 255 stored as float32) at integer boundaries.
+  const q = truncate ? Math.floor(x + 1e-4) : Math.round(x);
+  return q < 0 ? 0 : q > 255 ? 255 : q;
+}
+
+/**
+ * Corrupts every image of a batch; see the module docs. Throws INVALID_ARGUMENT (a CoreError)
+ * naming the field for bad options or a bad batch.
+ */
+export function corruptBatch(batch: ImageBatch, options: CorruptOptions): ImageBatch {
+  const o = checkOptions(options);
+  const [n, h, w, c] = checkBatch(batch);
+  const isU8 = batch.dtype === "uint8";
+  const truncate = options.truncate ?? isU8;
+  const viaRgb = c === 1 && (options.grayPath ?? "rgb") === "rgb";
+  const gray = c === 1 || options.toGray === true;
+  const work = viaRgb ? 3 : c;
+  const outC = gray ? 1 : c;
+  const per = h * w * c;
+  const outPer = h * w * outC;
+  const out = isU8 ? new Uint8Array(n * outPer) : new Float32Array(n * outPer);
+  const src = batch.data;
+  const scale = isU8 ? 1 / 255 : 1;
+  for (let i = 0; i < n; i++) {
+    const img = newImage(h, w, work);
+    const d = img.data;
+    const base = i * per;
+    if (viaRgb) {
+      for (let p = 0; p < h * w; p++) {
+        d[3 * p] = d[3 * p + 1] = d[3 * p + 2] = src[base + p] * scale;
+      }
+    } else {
+      for (let p = 0; p < per; p++) d[p] = src[base + p] * scale;
+    }
+    const r = corruptImage(img, o.corruption, o.severity, {
+      seed: o.seed,
+      index: o.indexOffset + i,
+      preset: o.preset,
+    }).data;
+    const ob = i * outPer;
+    if (gray && work === 3) {
+      for (let p = 0; p < h * w; p++) {
+        let v: number;
+        if (truncate) {
+          // The reference's uint8 RGB, then PIL's convert("L") (rounded luma of 8-bit values).
+          const R = quantize(r[3 * p], true), G = quantize(r[3 * p + 1], true);
+          const B = quantize(r[3 * p + 2], true);
+          const l = Math.floor((R * 299 + G * 587 + B * 114 + 500) / 1000);
+          v = isU8 ? l : l / 255;
+        } else {
+          const l = LUMA[0] * r[3 * p] + LUMA[1] * r[3 * p + 1] + LUMA[2] * r[3 * p + 2];
+          v = isU8 ? quantize(l, false) : l;
+        }
+        out[ob + p] = v;
+      }
+    } else {
+      for (let p = 0; p < outPer; p++) {
+        out[ob + p] = isU8 || truncate
+          ? (isU8 ? quantize(r[p], truncate) : quantize(r[p], true) / 255)
+          : r[p];
+      }
+    }
+  }
+  const shape = batch.shape.length === 4 ? [n, h, w, outC] : [n, h, w];
+  return { dtype: batch.dtype, shape, data: out } as ImageBatch;
+}
