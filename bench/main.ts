@@ -16,6 +16,7 @@ import { type Bench, stderrProgress } from "./lib.ts";
 /** Every benchmark by name, loaded only when it runs. */
 export const BENCHES: Record<string, () => Promise<Bench>> = {
   transport: () => import("./transport.ts"),
+  engine: () => import("./engine.ts"),
   corruptions: () => import("./corruptions.ts"),
 };
 
