@@ -21,13 +21,15 @@ const TOL: Record<string, { psnr: number; ssim: number }> = {
 };
 const DEFAULT_TOL = { psnr: 0.5, ssim: 0.03 };
 const REPEATS = 3;
+/** Corruptions whose few large random structures make a 4-image mean noisy: more draws. */
+const NOISY_REPEATS: Record<string, number> = { snow: 12, frost: 40, fog: 12, spatter: 12 };
 
 Deno.test("fidelity: PSNR and SSIM per corruption and severity match the reference (64 px)", async () => {
   const ref = (await loadReference()).sizes["64"].table;
   const images = await loadImages(64);
   const failures: string[] = [];
   for (const c of CORRUPTIONS) {
-    const ours = measure(images, 64, c, REPEATS);
+    const ours = measure(images, 64, c, NOISY_REPEATS[c] ?? REPEATS);
     const tol = TOL[c] ?? DEFAULT_TOL;
     for (let s = 0; s < 5; s++) {
       const dp = ours[s].psnr - ref[c][s].psnr, ds = ours[s].ssim - ref[c][s].ssim;

@@ -162,7 +162,7 @@ function defocusBlur(img: Img, p: [number, number]): Img {
 
 /** The reference's one-sided Gaussian motion kernel along an angle U(-45, 45). */
 function motionBlurC(img: Img, p: [number, number], rng: Rng): Img {
-  const angle = rng.uniformIn(-45, 45);
+  const angle = rng.uniform(-45, 45);
   return clip01(motionBlur(img, p[0], p[1], angle));
 }
 
@@ -198,7 +198,7 @@ function snow(img: Img, p: number[], rng: Rng): Img {
     const v = l[i] < thresh ? 0 : l[i];
     l[i] = v > 1 ? 1 : v;
   }
-  layer = motionBlur(layer, radius, sigma, rng.uniformIn(-135, -45));
+  layer = motionBlur(layer, radius, sigma, rng.uniform(-135, -45));
   layer = cropTopLeft(layer, h, w);
   const s = layer.data;
   for (let i = 0; i < s.length; i++) s[i] = roundHalfEven(s[i] * 255) / 255;
@@ -368,7 +368,7 @@ function displacement(
   rng: Rng,
 ) {
   const f = newImage(h, w, 1);
-  for (let i = 0; i < f.data.length; i++) f.data[i] = rng.uniformIn(-lim, lim);
+  for (let i = 0; i < f.data.length; i++) f.data[i] = rng.uniform(-lim, lim);
   const g = sy > 0 || sx > 0 ? gaussianFilter(f, sy, sx, "reflect", 3) : f;
   for (let i = 0; i < g.data.length; i++) g.data[i] *= gain;
   return g.data;
@@ -425,7 +425,7 @@ function elasticTransform(img: Img, p: ElasticRelative | ElasticAffine, rng: Rng
   const pts = [[cx + sq, cy + sq], [cx + sq, cy - sq], [cx - sq, cy - sq]];
   const moved = pts.map((
     [x, y],
-  ) => [x + rng.uniformIn(-p.affine, p.affine), y + rng.uniformIn(-p.affine, p.affine)]);
+  ) => [x + rng.uniform(-p.affine, p.affine), y + rng.uniform(-p.affine, p.affine)]);
   const warped = warpAffine(img, pts, moved);
   const dx = displacement(h, w, 1, p.sigma, p.sigma, p.alpha, rng);
   const dy = displacement(h, w, 1, p.sigma, p.sigma, p.alpha, rng);

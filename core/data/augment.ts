@@ -26,7 +26,7 @@
 
 import { CoreError } from "../errors.ts";
 import type { NdArray } from "../io/ndarray.ts";
-import { Rng } from "./image_set_rng.ts";
+import { Rng } from "../random.ts";
 
 /**
  * Tiny ImageNet's gray mean, in [0, 1] units.

@@ -51,7 +51,7 @@
 import { CoreError } from "../errors.ts";
 import { encodeJpeg } from "../io/image.ts";
 import { fft2d } from "./image_set_fft.ts";
-import { Rng } from "./image_set_rng.ts";
+import { Rng } from "../random.ts";
 import type { LabelledImages } from "./tiny_imagenet.ts";
 
 /**
@@ -244,8 +244,8 @@ function insideShape(shape: ShapeName, x: number, y: number): boolean {
  * @example
  * ```ts
  * import { pinkNoise } from "./image_set.ts";
- * import { Rng } from "./image_set_rng.ts";
- * const z = pinkNoise(new Rng(3), 64);
+ * import { Rng } from "../random.ts";
+ * const z = pinkNoise(Rng.from(3), 64);
  * console.log(z.length); // 4096
  * ```
  */
@@ -285,8 +285,8 @@ export function pinkNoise(rng: Rng, size: number): Float64Array {
  * @example
  * ```ts
  * import { imageSetClasses, renderImage } from "./image_set.ts";
- * import { Rng } from "./image_set_rng.ts";
- * const img = renderImage(imageSetClasses(2)[1], new Rng(0));
+ * import { Rng } from "../random.ts";
+ * const img = renderImage(imageSetClasses(2)[1], Rng.from(0));
  * console.log(img.pixels.length, img.bbox.length); // 4096 4
  * ```
  */
@@ -303,7 +303,7 @@ export interface RenderedImage {
  * @example
  * ```ts
  * import { imageSetClasses, renderImage } from "./image_set.ts";
- * import { Rng } from "./image_set_rng.ts";
+ * import { Rng } from "../random.ts";
  * const def = imageSetClasses(10)[3];
  * const a = renderImage(def, Rng.from(5, "train", 3, 0));
  * const b = renderImage(def, Rng.from(5, "train", 3, 0));

@@ -15,7 +15,7 @@ import {
   pixelFeatures,
   ridgeClassifier,
 } from "./image_set_probe.ts";
-import { Rng } from "./image_set_rng.ts";
+import { rngFor } from "../random.ts";
 
 async function filesUnder(root: string, rel = ""): Promise<Map<string, Uint8Array>> {
   const out = new Map<string, Uint8Array>();
@@ -85,7 +85,7 @@ Deno.test("image set: same seed, same pixels; another seed, other pixels; images
 });
 
 Deno.test("image set: pixel statistics are sane and class-independent in the mean", () => {
-  const z = pinkNoise(new Rng(1), 64);
+  const z = pinkNoise(rngFor(1), 64);
   let m = 0, v = 0;
   for (const x of z) m += x;
   for (const x of z) v += (x - m / z.length) ** 2;

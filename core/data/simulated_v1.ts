@@ -46,7 +46,7 @@
 
 import { CoreError } from "../errors.ts";
 import type { NdArray } from "../io/mod.ts";
-import { rngFor } from "./simulated_v1_rng.ts";
+import { rngFor } from "../random.ts";
 import { SPLIT, type V1Arrays } from "./v1_arrays.ts";
 
 // Purpose tags of the random streams (rngFor(seed, TAG, ...)).
@@ -716,7 +716,7 @@ export function makeV1Population(options: SimulatedV1Options = {}): V1Population
     const c50 = rng.logNormal(1, 0.7);
     const meanCount = clamp(rng.logNormal(o.meanCount, 0.4), o.meanCount / 4, o.meanCount * 3);
     const peakCount = Math.min(o.peakCount, meanCount * clamp(rng.logNormal(3, 0.3), 1.5, 8));
-    const spontaneous = meanCount * rng.uniformIn(0.05, 0.2);
+    const spontaneous = meanCount * rng.uniform(0.05, 0.2);
     neurons.push({
       session,
       complex,

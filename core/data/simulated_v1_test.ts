@@ -10,7 +10,7 @@ import {
   type V1Population,
   v1Rates,
 } from "./simulated_v1.ts";
-import { rngFor } from "./simulated_v1_rng.ts";
+import { rngFor } from "../random.ts";
 import { SPLIT } from "./v1_arrays.ts";
 
 /** Natural-ish uint8 images: 1/f noise plus two soft oriented luminance edges each. */
@@ -21,8 +21,8 @@ function naturalish(n: number, seed: number): NdArray<"uint8"> {
     const rng = rngFor(seed, 99, i);
     const edges = [0, 1].map(() => ({
       a: Math.PI * 2 * rng.uniform(),
-      d: rng.uniformIn(-12, 12),
-      c: rng.uniformIn(-0.25, 0.25),
+      d: rng.uniform(-12, 12),
+      c: rng.uniform(-0.25, 0.25),
     }));
     for (let y = 0; y < 64; y++) {
       for (let x = 0; x < 64; x++) {

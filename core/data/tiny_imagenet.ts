@@ -48,7 +48,7 @@ import { CoreError } from "../errors.ts";
 import { decodeImage, type RasterImage } from "../io/image.ts";
 import type { NdArray } from "../io/ndarray.ts";
 import { readNpz, writeNpz } from "../io/npz.ts";
-import { Rng } from "./image_set_rng.ts";
+import { Rng } from "../random.ts";
 
 /**
  * Images with labels: `images` uint8 `[N, H, W]` (gray), `labels` int32 `[N]`.

@@ -1,5 +1,5 @@
-import { assert, assertClose, assertEquals } from "../../test/assert.ts";
-import { Rng, rngFor } from "./simulated_v1_rng.ts";
+import { assert, assertClose, assertEquals } from "../test/assert.ts";
+import { Rng, rngFor } from "./random.ts";
 
 function moments(draw: () => number, n: number): [mean: number, variance: number] {
   let s = 0, ss = 0;
@@ -24,11 +24,17 @@ Deno.test("rngFor: keyed streams are reproducible and distinct", () => {
   assertEquals([r.next(), r.next(), r.next()], [11520, 0, 5927040]);
   let threw = false;
   try {
-    rngFor(-1);
+    rngFor(1.5);
   } catch {
     threw = true;
   }
-  assert(threw, "negative keys are refused");
+  assert(threw, "non-integer keys are refused");
+  // strings and numbers are distinct parts; forks are independent and reproducible
+  assert(rngFor(1, "a").next() !== rngFor(1, "b").next());
+  assert(rngFor(1, "1").next() !== rngFor(1, 1).next());
+  assertEquals(rngFor(3).fork("x", 2).next(), rngFor(3).fork("x", 2).next());
+  assert(rngFor(3).fork("x").next() !== rngFor(3).fork("y").next());
+  assert(rngFor(-1).next() !== rngFor(1).next(), "negative keys differ from positive ones");
 });
 
 Deno.test("Rng: uniform, normal, Poisson and gamma have the right moments", () => {
