@@ -50,7 +50,7 @@
 
 import { CoreError } from "../errors.ts";
 import { encodeJpeg } from "../io/image.ts";
-import { fft2d } from "./image_set_fft.ts";
+import { fft2d } from "../fft.ts";
 import { Rng } from "../random.ts";
 import type { LabelledImages } from "./tiny_imagenet.ts";
 

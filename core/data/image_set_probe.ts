@@ -30,7 +30,7 @@
  */
 
 import type { NdArray } from "../io/ndarray.ts";
-import { fft2d } from "./image_set_fft.ts";
+import { fft2d } from "../fft.ts";
 
 /**
  * A row-major matrix of `rows` x `cols` float64 values.

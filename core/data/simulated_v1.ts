@@ -48,6 +48,7 @@ import { CoreError } from "../errors.ts";
 import type { NdArray } from "../io/mod.ts";
 import { rngFor } from "../random.ts";
 import { SPLIT, type V1Arrays } from "./v1_arrays.ts";
+import { fft2d } from "../fft.ts";
 
 // Purpose tags of the random streams (rngFor(seed, TAG, ...)).
 const STREAM_SESSION = 1;
@@ -556,9 +557,8 @@ export function pinkNoiseImages(
         im[ky * size + kx] = amp * Math.sin(ph);
       }
     }
-    // Inverse 2-D FFT (rows, then columns); the real part is the image.
-    for (let r = 0; r < size; r++) fft(re, im, size, r * size, 1);
-    for (let c = 0; c < size; c++) fft(re, im, size, c, size);
+    // Inverse 2-D FFT; the real part is the image (its scale goes with the standardisation below).
+    fft2d(re, im, size, true);
     const img = re;
     let mean = 0;
     for (let i = 0; i < img.length; i++) mean += img[i];
@@ -573,39 +573,6 @@ export function pinkNoiseImages(
     }
   }
   return { dtype: "float32", shape: [count, size, size], data: out };
-}
-
-/** In-place inverse radix-2 FFT (unnormalised) of `n` values at `off + k * stride`. */
-function fft(re: Float64Array, im: Float64Array, n: number, off: number, stride: number): void {
-  for (let i = 1, j = 0; i < n; i++) {
-    let bit = n >> 1;
-    for (; j & bit; bit >>= 1) j ^= bit;
-    j ^= bit;
-    if (i < j) {
-      const a = off + i * stride, b = off + j * stride;
-      let t = re[a];
-      re[a] = re[b];
-      re[b] = t;
-      t = im[a];
-      im[a] = im[b];
-      im[b] = t;
-    }
-  }
-  for (let len = 2; len <= n; len <<= 1) {
-    const ang = (2 * Math.PI) / len;
-    const half = len >> 1;
-    for (let k = 0; k < half; k++) {
-      const cr = Math.cos(ang * k), ci = Math.sin(ang * k);
-      for (let i = 0; i < n; i += len) {
-        const a = off + (i + k) * stride, b = off + (i + k + half) * stride;
-        const xr = re[b] * cr - im[b] * ci, xi = re[b] * ci + im[b] * cr;
-        re[b] = re[a] - xr;
-        im[b] = im[a] - xi;
-        re[a] += xr;
-        im[a] += xi;
-      }
-    }
-  }
 }
 
 /**
