@@ -7,7 +7,6 @@ import { assert, assertEquals, assertRejectsCode } from "./assert.ts";
 import { RpcServer } from "../platform/rpc/server.ts";
 import { RpcClient } from "../platform/rpc/client.ts";
 import { FileStore } from "../platform/store/mod.ts";
-import type { Config } from "../platform/config/config.ts";
 import {
   decodeTensor,
   encodeTensor,
@@ -16,26 +15,14 @@ import {
   type TensorOrRefMsg,
 } from "../platform/tensor/tensor.ts";
 import { corruptBatch, PAPER_14 } from "../core/corruptions/mod.ts";
+import { testConfig } from "./fixtures/test_service.ts";
 import {
   CORRUPTION_PROTO,
   CORRUPTION_SERVICE,
   corruptionHandlers,
 } from "../services/corruption-generator/service.ts";
 
-const CONFIG: Config = {
-  host: "127.0.0.1",
-  port: 0,
-  store: "file:///tmp/unused",
-  maxMessageBytes: 64 * 1024 * 1024,
-  inlineLimitBytes: 4 * 1024 * 1024,
-  maxConnectionAgeMs: 0,
-  shutdownGraceMs: 2000,
-  deadlineMs: 60_000,
-  backend: "wasm",
-  logLevel: "error",
-  s3: { region: "us-east-1" },
-  otel: false,
-};
+const CONFIG = testConfig();
 
 async function withService(
   fn: (client: RpcClient, store: FileStore) => Promise<void>,
