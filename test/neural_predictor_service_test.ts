@@ -1,0 +1,409 @@
+/**
+ * neural-predictor over real gRPC on loopback, with the Open Inference Protocol on the same port:
+ * Train (streamed progress, artefacts, idempotent replay, resume after a killed run), Predict
+ * (inline and by reference, tfjs and onnxruntime), OIP ModelInfer equal to Predict,
+ * PredictDataset, Evaluate, and every bad-input path, after which the service still answers.
+ */
+import { assert, assertClose, assertEquals, assertRejectsCode } from "./assert.ts";
+import { initBackend } from "../core/engine/backend.ts";
+import { pinkNoiseImages, simulateV1 } from "../core/data/simulated_v1.ts";
+import { encodeV1Arrays, toModelInput } from "../core/data/v1_arrays.ts";
+import { disposePredictor, loadPredictor, predict } from "../core/train/predictor.ts";
+import { RpcServer } from "../platform/rpc/server.ts";
+import { RpcClient } from "../platform/rpc/client.ts";
+import { FileStore } from "../platform/store/mod.ts";
+import type { Config } from "../platform/config/config.ts";
+import { OIP_PROTO, OIP_SERVICE, oipHandlers, OipRegistry } from "../platform/oip/oip.ts";
+import {
+  decodeTensor,
+  encodeTensor,
+  type HostTensor,
+  resolveTensorRef,
+  storeTensor,
+  type TensorOrRefMsg,
+  type TensorRefMsg,
+} from "../platform/tensor/tensor.ts";
+import {
+  NEURAL_PREDICTOR_PROTO,
+  NEURAL_PREDICTOR_SERVICE,
+  neuralPredictorHandlers,
+  NeuralPredictorModels,
+} from "../services/neural-predictor/service.ts";
+
+await initBackend("wasm");
+
+const CONFIG: Config = {
+  host: "127.0.0.1",
+  port: 0,
+  store: "file:///tmp/unused",
+  maxMessageBytes: 64 * 1024 * 1024,
+  inlineLimitBytes: 4 * 1024 * 1024,
+  maxConnectionAgeMs: 0,
+  shutdownGraceMs: 2000,
+  deadlineMs: 60_000,
+  backend: "wasm",
+  logLevel: "error",
+  s3: { region: "us-east-1" },
+  otel: false,
+};
+
+const SIZE = 32;
+const SIM = simulateV1(pinkNoiseImages(160, 64, 3), {
+  neurons: 6,
+  sessions: 2,
+  testImages: 16,
+  testRepeats: 8,
+  seed: 3,
+});
+
+interface Ctx {
+  np: RpcClient;
+  oip: RpcClient;
+  store: FileStore;
+  dataset: string;
+  restart(): Promise<void>;
+}
+
+async function withService(fn: (c: Ctx) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "cotrain-np-" });
+  const store = new FileStore(`file://${dir}`);
+  const info = await store.put("data/v1.npz", encodeV1Arrays(SIM.arrays));
+  let server: RpcServer, models: NeuralPredictorModels, np: RpcClient, oip: RpcClient;
+  const start = async () => {
+    const registry = new OipRegistry();
+    models = new NeuralPredictorModels(store, registry);
+    server = new RpcServer({
+      name: "neural-predictor",
+      protoFiles: [NEURAL_PREDICTOR_PROTO, OIP_PROTO],
+      services: {
+        [NEURAL_PREDICTOR_SERVICE]: neuralPredictorHandlers({
+          store,
+          models,
+          inlineLimitBytes: 4 << 20,
+        }),
+        [OIP_SERVICE]: oipHandlers(registry, { name: "neural-predictor", version: "test" }),
+      },
+      config: CONFIG,
+    });
+    await server.start();
+    server.setServing(true);
+    np = new RpcClient({
+      protoFiles: [NEURAL_PREDICTOR_PROTO],
+      service: NEURAL_PREDICTOR_SERVICE,
+      target: server.address,
+    });
+    oip = new RpcClient({ protoFiles: [OIP_PROTO], service: OIP_SERVICE, target: server.address });
+  };
+  const stop = async () => {
+    np.close();
+    oip.close();
+    await server.shutdown();
+    await models.dispose();
+  };
+  await start();
+  const ctx: Ctx = {
+    get np() {
+      return np;
+    },
+    get oip() {
+      return oip;
+    },
+    store,
+    dataset: store.uri(info.key),
+    restart: async () => {
+      await stop();
+      await start();
+    },
+  };
+  try {
+    await fn(ctx);
+  } finally {
+    await stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+interface Artifact {
+  uri: string;
+  sha256: string;
+  media_type: string;
+}
+interface TrainEvent {
+  progress?: { stage: string; epoch: number; metrics: Record<string, number>; message: string };
+  result?: {
+    checkpoint: Artifact;
+    onnx: Artifact;
+    model_name: string;
+    epochs: number;
+    state: string;
+    neurons: number;
+    test: { feve: number; has_ceiling: boolean; ceiling_feve: number };
+  };
+}
+
+const OPTIONS = { width: 0.125, input_size: SIZE, batch_size: 32, max_epochs: 2, lr: 2e-3 };
+
+async function train(
+  np: RpcClient,
+  dataset: string,
+  options: Record<string, number>,
+  stopAfterEpoch = 0,
+): Promise<TrainEvent[]> {
+  const events: TrainEvent[] = [];
+  for await (const ev of np.stream<TrainEvent>("Train", { dataset_uri: dataset, options })) {
+    events.push(ev);
+    if (stopAfterEpoch && ev.progress?.stage === "train" && ev.progress.epoch >= stopAfterEpoch) {
+      break; // cancels the call: the job is killed mid-way
+    }
+  }
+  return events;
+}
+
+function testImages(n = 5): Float32Array {
+  const x = toModelInput(SIM.arrays.images, { size: SIZE });
+  return x.data.slice(0, n * SIZE * SIZE);
+}
+
+Deno.test("neural-predictor: Train, Predict, OIP, PredictDataset, Evaluate, errors", async () => {
+  await withService(async (c) => {
+    // Train: per-epoch progress, then the result with both artefacts.
+    const events = await train(c.np, c.dataset, OPTIONS);
+    const progress = events.filter((e) => e.progress).map((e) => e.progress!);
+    assertEquals(progress.map((p) => p.epoch), [1, 2]);
+    for (const p of progress) {
+      for (const k of ["loss", "val_correlation", "lr"]) assert(k in p.metrics, `metric ${k}`);
+    }
+    const result = events.at(-1)!.result!;
+    assertEquals(result.state, "JOB_STATE_DONE");
+    assertEquals(result.epochs, 2);
+    assertEquals(result.neurons, 6);
+    assert(result.test.has_ceiling && result.test.ceiling_feve > 0.8, "ceiling reported");
+    assertEquals(result.onnx.media_type, "application/onnx");
+    const ckBytes = await c.store.get(c.store.keyOf(result.checkpoint.uri));
+
+    // Idempotent: the same request returns the stored result.
+    const again = await train(c.np, c.dataset, OPTIONS);
+    assertEquals(again.length, 1);
+    assertEquals(again[0].result!.state, "JOB_STATE_CACHED");
+    assertEquals(again[0].result!.checkpoint.sha256, result.checkpoint.sha256);
+
+    // Predict inline (tfjs) equals the library on the same checkpoint.
+    const n = 5;
+    const x = testImages(n);
+    const images = {
+      inline: encodeTensor({ dtype: "float32", shape: [n, SIZE, SIZE, 1], data: x }),
+    };
+    const res = await c.np.unary<{ responses: TensorOrRefMsg; model_name: string }>("Predict", {
+      checkpoint_uri: result.checkpoint.uri,
+      images,
+    });
+    assertEquals(res.model_name, result.model_name);
+    const got = decodeTensor(res.responses.inline).data as Float32Array;
+    const p = loadPredictor(ckBytes);
+    const want = predict(p, x, [n, SIZE, SIZE, 1]);
+    disposePredictor(p);
+    assertEquals([...got], [...want]);
+
+    // onnxruntime engine agrees with tfjs.
+    const resOnnx = await c.np.unary<{ responses: TensorOrRefMsg }>("Predict", {
+      checkpoint_uri: result.checkpoint.uri,
+      images,
+      engine: "PREDICT_ENGINE_ONNXRUNTIME",
+    });
+    const gotOnnx = decodeTensor(resOnnx.responses.inline).data as Float32Array;
+    for (let i = 0; i < got.length; i++) {
+      assertClose(gotOnnx[i], got[i], 1e-4 * Math.max(1, Math.abs(got[i])), `onnx[${i}]`);
+    }
+
+    // OIP: metadata, readiness, and ModelInfer equal to Predict on onnxruntime.
+    assertEquals((await c.oip.unary<{ live: boolean }>("ServerLive", {})).live, true);
+    assertEquals((await c.oip.unary<{ ready: boolean }>("ServerReady", {})).ready, true);
+    assertEquals(
+      (await c.oip.unary<{ ready: boolean }>("ModelReady", { name: result.model_name })).ready,
+      true,
+    );
+    assertEquals(
+      (await c.oip.unary<{ ready: boolean }>("ModelReady", { name: "nope" })).ready,
+      false,
+    );
+    const meta = await c.oip.unary<{
+      platform: string;
+      inputs: { name: string; datatype: string; shape: number[] }[];
+      outputs: { name: string; shape: number[] }[];
+    }>("ModelMetadata", { name: result.model_name });
+    assertEquals(meta.inputs, [{ name: "images", datatype: "FP32", shape: [-1, SIZE, SIZE, 1] }]);
+    assertEquals(meta.outputs[0].shape, [-1, 6]);
+    assert(meta.platform.includes("images:NHWC"), meta.platform);
+    const infer = await c.oip.unary<{
+      outputs: {
+        name: string;
+        shape: number[];
+        parameters: Record<string, { string_param: string }>;
+      }[];
+      raw_output_contents: Uint8Array[];
+    }>("ModelInfer", {
+      model_name: result.model_name,
+      inputs: [{ name: "images", datatype: "FP32", shape: [n, SIZE, SIZE, 1] }],
+      raw_input_contents: [new Uint8Array(x.buffer, x.byteOffset, x.byteLength)],
+    });
+    assertEquals(infer.outputs[0].shape, [n, 6]);
+    assertEquals(infer.outputs[0].parameters.layout.string_param, "NC");
+    const raw = infer.raw_output_contents[0];
+    const oipOut = new Float32Array(Uint8Array.from(raw).buffer);
+    assertEquals([...oipOut], [...gotOnnx]);
+    for (let i = 0; i < got.length; i++) {
+      assertClose(oipOut[i], got[i], 1e-4 * Math.max(1, Math.abs(got[i])), `oip[${i}]`);
+    }
+    await assertRejectsCode(
+      c.oip.unary("ModelInfer", { model_name: "predictor-unknown", inputs: [] }),
+      "NOT_FOUND",
+    );
+    const badShape = await assertRejectsCode(
+      c.oip.unary("ModelInfer", {
+        model_name: result.model_name,
+        inputs: [{ name: "images", datatype: "FP32", shape: [1, 16, 16, 1] }],
+        raw_input_contents: [new Uint8Array(16 * 16 * 4)],
+      }),
+      "INVALID_ARGUMENT",
+    );
+    assert(badShape.message.includes("inputs[0].shape"), badShape.message);
+
+    // PredictDataset: the raw stored images by reference -> a stored [N, neurons] array; then cached.
+    const imgRef = await storeTensor(
+      SIM.arrays.images as unknown as HostTensor,
+      c.store,
+      "images/all.bin",
+    );
+    const pd = await c.np.unary<{ responses: TensorRefMsg; cached: boolean }>("PredictDataset", {
+      checkpoint_uri: result.checkpoint.uri,
+      images: imgRef,
+    });
+    assertEquals(pd.cached, false);
+    assertEquals(pd.responses.shape, [160, 6]);
+    const all = await resolveTensorRef(pd.responses, c.store);
+    const first = (all.data as Float32Array).slice(0, n * 6);
+    for (let i = 0; i < first.length; i++) assertClose(first[i], got[i], 1e-5, `dataset[${i}]`);
+    const pd2 = await c.np.unary<{ responses: TensorRefMsg; cached: boolean }>("PredictDataset", {
+      checkpoint_uri: result.checkpoint.uri,
+      images: imgRef,
+    });
+    assertEquals(pd2.cached, true);
+    assertEquals(pd2.responses.sha256, pd.responses.sha256);
+
+    // Evaluate on the stored data set's test split equals Train's test metrics.
+    const ev = await c.np.unary<{ metrics: { feve: number; has_ceiling: boolean } }>("Evaluate", {
+      checkpoint_uri: result.checkpoint.uri,
+      dataset_uri: c.dataset,
+    });
+    assertClose(ev.metrics.feve, result.test.feve, 1e-9);
+    assertEquals(ev.metrics.has_ceiling, true);
+
+    // Bad input: named fields, right codes.
+    const errs: [string, () => Promise<unknown>, string, string][] = [
+      [
+        "unknown checkpoint",
+        () => c.np.unary("Predict", { checkpoint_uri: c.store.uri("nope.safetensors"), images }),
+        "NOT_FOUND",
+        "checkpoint_uri",
+      ],
+      [
+        "unknown data set",
+        () =>
+          c.np.unary("Evaluate", {
+            checkpoint_uri: result.checkpoint.uri,
+            dataset_uri: c.store.uri("nope.npz"),
+          }),
+        "NOT_FOUND",
+        "dataset_uri",
+      ],
+      [
+        "wrong image size",
+        () =>
+          c.np.unary("Predict", {
+            checkpoint_uri: result.checkpoint.uri,
+            images: {
+              inline: encodeTensor({
+                dtype: "float32",
+                shape: [1, 16, 16, 1],
+                data: new Float32Array(256),
+              }),
+            },
+          }),
+        "INVALID_ARGUMENT",
+        "images",
+      ],
+      [
+        "NaN image",
+        () =>
+          c.np.unary("Predict", {
+            checkpoint_uri: result.checkpoint.uri,
+            images: {
+              inline: encodeTensor({
+                dtype: "float32",
+                shape: [1, SIZE, SIZE, 1],
+                data: new Float32Array(SIZE * SIZE).fill(NaN),
+              }),
+            },
+          }),
+        "INVALID_ARGUMENT",
+        "images",
+      ],
+      [
+        "responses disagree with images",
+        () =>
+          c.np.unary("Evaluate", {
+            checkpoint_uri: result.checkpoint.uri,
+            images,
+            responses: {
+              inline: encodeTensor({
+                dtype: "float32",
+                shape: [2, n + 1, 6],
+                data: new Float32Array(2 * (n + 1) * 6),
+              }),
+            },
+          }),
+        "INVALID_ARGUMENT",
+        "responses",
+      ],
+      [
+        "bad option",
+        () => train(c.np, c.dataset, { ...OPTIONS, lr: -1 }),
+        "INVALID_ARGUMENT",
+        "options.lr",
+      ],
+    ];
+    for (const [what, call, code, field] of errs) {
+      const err = await assertRejectsCode(call, code);
+      assert(err.message.includes(field), `${what}: ${err.message} should name ${field}`);
+    }
+
+    // Still serving.
+    const after = await c.np.unary<{ responses: TensorOrRefMsg }>("Predict", {
+      checkpoint_uri: result.checkpoint.uri,
+      images,
+    });
+    assertEquals([...(decodeTensor(after.responses.inline).data as Float32Array)], [...got]);
+  });
+});
+
+Deno.test("neural-predictor: a killed Train resumes from its last saved epoch", async () => {
+  await withService(async (c) => {
+    const options = { ...OPTIONS, max_epochs: 4, seed: 7 };
+    const killed = await train(c.np, c.dataset, options, 2);
+    assertEquals(killed.filter((e) => e.progress?.stage === "train").length, 2);
+    assert(!killed.some((e) => e.result), "killed before the result");
+    // A fresh process on the same store (the old one is gone with its in-memory state).
+    await c.restart();
+    const resumed = await train(c.np, c.dataset, options);
+    const first = resumed[0].progress!;
+    assertEquals(first.stage, "resume");
+    assertEquals(first.epoch, 2);
+    const epochs = resumed.filter((e) => e.progress?.stage === "train").map((e) =>
+      e.progress!.epoch
+    );
+    assertEquals(epochs, [3, 4]);
+    const result = resumed.at(-1)!.result!;
+    assertEquals(result.state, "JOB_STATE_RESUMED");
+    assertEquals(result.epochs, 4);
+  });
+});
