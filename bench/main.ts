@@ -18,6 +18,8 @@ export const BENCHES: Record<string, () => Promise<Bench>> = {
   transport: () => import("./transport.ts"),
   engine: () => import("./engine.ts"),
   corruptions: () => import("./corruptions.ts"),
+  trainer: () => import("./trainer.ts"),
+  predictor: () => import("./predictor.ts"),
 };
 
 const USAGE = `usage: deno task bench [name] [--quick]

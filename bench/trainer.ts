@@ -1,0 +1,124 @@
+/**
+ * `deno task bench trainer [--quick]`: training throughput of the classifier trainer
+ * (core/train/classifier.ts: batch preparation with augmentation, forward, backward, SGD) for the
+ * Baseline and MTL (ratio 1:1: one classification and one neural batch per step) at widths 1/8 and
+ * 1/4, 64x64 gray, 200 classes, batch 32, on the wasm backend. The peer is PyTorch on the CPU
+ * (../shared/bench/torch_vgg_train.py, Debian's python3-torch, 2 threads), a single-task training
+ * step on the same network, run in the same invocation just before each width's cases.
+ *
+ * Metrics: `train_img_s` counts classification images per second; the MTL case also reports
+ * `train_all_img_s`, classification plus neural images per second (each step sees both).
+ *
+ * @example
+ * ```sh
+ * deno task bench trainer --quick
+ * ```
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import { initBackend } from "../core/engine/backend.ts";
+import { disposeMtl } from "../core/models/mtl.ts";
+import { type ClassifierData, trainClassifier } from "../core/train/classifier.ts";
+import { type BenchLine, type BenchOptions, round1 } from "./lib.ts";
+
+const TORCH = fileURLToPath(new URL("../../shared/bench/torch_vgg_train.py", import.meta.url));
+const BATCH = 32;
+const SIZE = 64;
+const CLASSES = 200;
+const NEURONS = 64;
+
+interface TorchResult {
+  peer: string;
+  train_img_s: number;
+}
+
+async function torchPeer(width: number, steps: number): Promise<TorchResult> {
+  const python = Deno.env.get("COTRAIN_TORCH_PYTHON") ?? "/usr/bin/python3";
+  const out = await new Deno.Command(python, {
+    args: [TORCH, "--width", String(width), "--size", String(SIZE), "--batch", String(BATCH)]
+      .concat(["--classes", String(CLASSES), "--steps", String(steps), "--threads", "2"]),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(
+      `the PyTorch peer failed (${python} ${TORCH}); install Debian's python3-torch or set ` +
+        `COTRAIN_TORCH_PYTHON: ${new TextDecoder().decode(out.stderr).slice(-400)}`,
+    );
+  }
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]) as TorchResult;
+}
+
+/** Random images and targets: `steps + 1` batches of training data, a tiny validation set. */
+function data(steps: number): ClassifierData {
+  const n = BATCH * (steps + 1);
+  let s = 12345;
+  const rand = () => (s = (s * 1103515245 + 12345) >>> 0) / 4294967296;
+  const images = new Uint8Array(n * SIZE * SIZE).map(() => Math.floor(rand() * 256));
+  const labels = Int32Array.from({ length: n }, (_, i) => i % CLASSES);
+  const set = { images: { dtype: "uint8" as const, shape: [n, SIZE, SIZE], data: images } };
+  return {
+    train: { ...set, labels: { dtype: "int32", shape: [n], data: labels } },
+    val: {
+      images: { dtype: "uint8", shape: [2, SIZE, SIZE], data: images.subarray(0, 2 * SIZE * SIZE) },
+      labels: { dtype: "int32", shape: [2], data: labels.subarray(0, 2) },
+    },
+    classes: CLASSES,
+    targets: { neurons: NEURONS, data: new Float32Array(n * NEURONS).map(() => 1 + rand()) },
+  };
+}
+
+/** Classification images per second over the steps after the first (warm-up). */
+async function trainerImgPerSec(kind: string, width: number, steps: number): Promise<number> {
+  const run = trainClassifier(
+    { kind, width, maxEpochs: 1, batchSize: BATCH, neuralBatchSize: BATCH, lr: 0.01, seed: 0 },
+    data(steps),
+    { progressEvery: 1 },
+  );
+  let t0 = 0;
+  let s0 = 0;
+  let last = 0;
+  let lastStep = 0;
+  let r = await run.next();
+  while (!r.done) {
+    if (r.value.stage === "train") {
+      if (r.value.step === 1) [t0, s0] = [performance.now(), 1];
+      else [last, lastStep] = [performance.now(), r.value.step];
+    }
+    r = await run.next();
+  }
+  disposeMtl(r.value.model);
+  return ((lastStep - s0) * BATCH) / ((last - t0) / 1000);
+}
+
+/** Runs the trainer benchmark. */
+export async function* run(options: BenchOptions): AsyncIterable<BenchLine> {
+  const progress = options.progress ?? ((m: string) => console.error(m));
+  const widths = options.quick ? [0.125] : [0.125, 0.25];
+  await initBackend("wasm");
+  for (const width of widths) {
+    const key = `vgg19bn-w${width}-${SIZE}px-b${BATCH}`;
+    const steps = options.quick ? 6 : width <= 0.125 ? 16 : 8;
+    progress(`trainer ${key}: PyTorch peer`);
+    const torch = await torchPeer(width, options.quick ? 5 : 10);
+    progress(`trainer ${key}: Baseline`);
+    const base = await trainerImgPerSec("baseline", width, steps);
+    yield line(`${key}-baseline`, "train_img_s", base, torch);
+    progress(`trainer ${key}: MTL 1:1`);
+    const mtl = await trainerImgPerSec("mtl", width, steps);
+    yield line(`${key}-mtl-1:1`, "train_img_s", mtl, torch);
+    yield line(`${key}-mtl-1:1`, "train_all_img_s", 2 * mtl, torch);
+  }
+}
+
+function line(c: string, metric: string, value: number, torch: TorchResult): BenchLine {
+  return {
+    bench: "trainer",
+    case: c,
+    metric,
+    value: round1(value),
+    peer: torch.peer,
+    peer_value: torch.train_img_s,
+  };
+}
