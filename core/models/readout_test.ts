@@ -5,6 +5,7 @@ import {
   clampReadout,
   createGaussianReadout,
   disposeReadout,
+  type GaussianReadout,
   gaussianReadout,
   readoutGrid,
 } from "./readout.ts";
@@ -116,4 +117,67 @@ Deno.test("readout: gradients reach features, bias, mu and sigma and match finit
   } finally {
     disposeReadout(r);
   }
+});
+
+/** The rows-first formulation (sample the map at the grid, then weight the channels), as reference. */
+function rowsFirstReadout(
+  r: GaussianReadout,
+  x: tf.Tensor,
+  o: { training: boolean; sampleSeed?: number },
+) {
+  const [b, h, w, c] = x.shape as [number, number, number, number];
+  return tf.tidy(() => {
+    const grid = readoutGrid(r, b, o);
+    const [gx, gy] = tf.split(grid, 2, 2).map((t) => tf.squeeze(t, [2]) as tf.Tensor2D);
+    const axis = (g: tf.Tensor2D, size: number) =>
+      tf.relu(
+        tf.sub(
+          1,
+          tf.abs(
+            tf.sub(
+              tf.expandDims(tf.mul(tf.add(g, 1), (size - 1) / 2), 2),
+              tf.reshape(tf.range(0, size, 1, "float32"), [1, 1, size]),
+            ),
+          ),
+        ),
+      );
+    const rows = tf.matMul(axis(gy, h) as tf.Tensor3D, tf.reshape(x, [b, h, w * c]) as tf.Tensor3D);
+    const sampled = tf.sum(
+      tf.mul(tf.reshape(rows, [b, -1, w, c]), tf.expandDims(axis(gx, w), 3)),
+      2,
+    );
+    const y = tf.add(
+      tf.sum(tf.mul(sampled, tf.expandDims(tf.transpose(r.features), 0)), 2),
+      r.bias,
+    );
+    return tf.add(tf.elu(tf.sub(y, 1)), 1);
+  });
+}
+
+Deno.test("readout: channels-first equals the rows-first formulation, values and gradients", () => {
+  const r = createGaussianReadout({ neurons: 7, channels: 5, seed: 3 });
+  tf.tidy(() => {
+    r.mu.assign(tf.randomUniform([7, 2], -1.2, 1.2, "float32", 4));
+    r.features.assign(tf.randomNormal([5, 7], 0, 1, "float32", 5));
+    r.bias.assign(tf.randomNormal([7], 0, 1, "float32", 6));
+  });
+  const x = tf.randomNormal([3, 6, 9, 5], 0, 1, "float32", 7);
+  const vars = [r.mu, r.sigma, r.features, r.bias];
+  for (const training of [false, true]) {
+    const o = { training, sampleSeed: 11 };
+    const want = tf.variableGrads(() => tf.sum(tf.square(rowsFirstReadout(r, x, o))), vars);
+    const got = tf.variableGrads(() => tf.sum(tf.square(gaussianReadout(r, x, o))), vars);
+    assertClose(got.value.dataSync()[0], want.value.dataSync()[0], 1e-4 * want.value.dataSync()[0]);
+    for (const v of vars) {
+      assertEquals(v.name in got.grads, v.name in want.grads, `${v.name} has a gradient in both`);
+      if (!(v.name in want.grads)) continue; // sigma in eval mode
+      const a = got.grads[v.name].dataSync(), b = want.grads[v.name].dataSync();
+      for (let i = 0; i < a.length; i++) {
+        assertClose(a[i], b[i], 1e-4 * Math.max(1, Math.abs(b[i])), `${v.name}[${i}]`);
+      }
+    }
+    tf.dispose([want.value, got.value, ...Object.values(want.grads), ...Object.values(got.grads)]);
+  }
+  x.dispose();
+  disposeReadout(r);
 });

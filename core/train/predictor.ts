@@ -50,7 +50,7 @@ import {
   createGaussianReadout,
   disposeReadout,
   type GaussianReadout,
-  readoutGrid,
+  gaussianReadout,
   readoutParams,
 } from "../models/readout.ts";
 import { assignParams, loadParams, saveParams } from "../models/checkpoint.ts";
@@ -197,62 +197,11 @@ export function checkPredictorInput(
   }
 }
 
-/** Separable bilinear weights (align_corners, zero padding): coords [..., N] -> [..., N, size]. */
-function axisWeights(coords: tf.Tensor, size: number): tf.Tensor {
-  const px = tf.expandDims(tf.mul(tf.add(coords, 1), (size - 1) / 2), -1);
-  return tf.relu(tf.sub(1, tf.abs(tf.sub(px, tf.range(0, size, 1, "float32")))));
-}
-
-/**
- * The Gaussian readout of core/models/readout.ts (same grid, same eps draws, same output), computed
- * channels-first: Z = x @ f ([B*H*W, C] x [C, N], one dense matrix product), then each neuron's
- * bilinear weights over Z's map. Mathematically identical (sum_c f_cn sum_hw w_n,hw x_hw,c), and
- * 5-10x faster on wasm for hundreds of neurons, because the heavy part is one large GEMM instead
- * of B small batched ones and a [B, N, W, C] intermediate.
- */
-export function readoutForward(
-  readout: GaussianReadout,
-  x: tf.Tensor,
-  options: { training: boolean; sampleSeed?: number },
-): tf.Tensor2D {
-  const [b, h, w, c] = x.shape as [number, number, number, number];
-  if (x.rank !== 4 || c !== readout.config.channels) {
-    throw CoreError.invalidArgument(
-      `readout input must be [B,H,W,${readout.config.channels}]; got [${x.shape}]`,
-    );
-  }
-  const n = readout.config.neurons;
-  return tf.tidy(() => {
-    const z = tf.reshape(tf.matMul(tf.reshape(x, [b * h * w, c]), readout.features), [b, h * w, n]);
-    let y: tf.Tensor;
-    if (!options.training) {
-      const mu = tf.clipByValue(readout.mu, -1, 1); // [N, 2] as (x, y)
-      const [gx, gy] = tf.split(mu, 2, 1).map((t) => tf.squeeze(t, [1]));
-      const wgt = tf.mul(
-        tf.expandDims(axisWeights(gy, h), 2),
-        tf.expandDims(axisWeights(gx, w), 1),
-      );
-      const wt = tf.transpose(tf.reshape(wgt, [n, h * w])); // [HW, N]
-      y = tf.sum(tf.mul(z, wt), 1);
-    } else {
-      const grid = readoutGrid(readout, b, options); // [B, N, 2]
-      const [gx, gy] = tf.split(grid, 2, 2).map((t) => tf.squeeze(t, [2]));
-      const wgt = tf.mul(
-        tf.expandDims(axisWeights(gy, h), 3),
-        tf.expandDims(axisWeights(gx, w), 2),
-      );
-      const wt = tf.transpose(tf.reshape(wgt, [b, n, h * w]), [0, 2, 1]); // [B, HW, N]
-      y = tf.sum(tf.mul(z, wt), 1);
-    }
-    return tf.add(tf.elu(tf.sub(tf.add(y, readout.bias), 1)), 1) as tf.Tensor2D;
-  });
-}
-
 /** Responses [B, neurons] of a batch in eval mode (all sessions, neuron order of the data). */
 function predictBatch(p: Predictor, x: tf.Tensor4D): tf.Tensor2D {
   return tf.tidy(() => {
     const f = vggForward(p.trunk, x, { training: false, upTo: p.config.upTo }).output;
-    const parts = p.readouts.map((r) => readoutForward(r, f, { training: false }));
+    const parts = p.readouts.map((r) => gaussianReadout(r, f, { training: false }));
     const cat = parts.length === 1 ? parts[0] : tf.concat(parts, 1);
     const order = neuronOrder(p);
     if (order === null) return cat;
@@ -618,7 +567,7 @@ export class PredictorTrainer {
       tf.variableGrads(() => {
         const f = vggForward(p.trunk, x, { training: true, upTo: p.config.upTo });
         updateBnRunningStats(p.trunk, f.bnStats);
-        const y = readoutForward(readout, f.output, { training: true, sampleSeed });
+        const y = gaussianReadout(readout, f.output, { training: true, sampleSeed });
         const poisson = scaledPoissonLoss(tf.mul(y, m), t, n);
         return tf.add(poisson, readoutL1(readout.features, this.options.readoutL1)) as tf.Scalar;
       }, vars)

@@ -2,7 +2,6 @@ import * as tf from "@tensorflow/tfjs-core";
 import { assert, assertClose, assertEquals } from "../../test/assert.ts";
 import { initBackend } from "../engine/backend.ts";
 import { createOnnxSession } from "../engine/onnx/mod.ts";
-import { createGaussianReadout, disposeReadout, gaussianReadout } from "../models/readout.ts";
 import { pinkNoiseImages, simulateV1 } from "../data/simulated_v1.ts";
 import { preparePredictorData, sessionsOf } from "./predictor_data.ts";
 import {
@@ -13,7 +12,6 @@ import {
   predict,
   predictorParams,
   PredictorTrainer,
-  readoutForward,
   savePredictor,
 } from "./predictor.ts";
 
@@ -120,32 +118,4 @@ Deno.test("predictor: save/load round trip, ONNX export agrees with tfjs, bad in
   assert(msg.startsWith("images:"), msg);
   disposePredictor(p);
   disposePredictor(q);
-});
-
-Deno.test("predictor: readoutForward equals gaussianReadout, values and gradients", () => {
-  const r = createGaussianReadout({ neurons: 7, channels: 5, seed: 3 });
-  tf.tidy(() => {
-    r.mu.assign(tf.randomUniform([7, 2], -1.2, 1.2, "float32", 4));
-    r.features.assign(tf.randomNormal([5, 7], 0, 1, "float32", 5));
-    r.bias.assign(tf.randomNormal([7], 0, 1, "float32", 6));
-  });
-  const x = tf.randomNormal([3, 6, 9, 5], 0, 1, "float32", 7);
-  const vars = [r.mu, r.sigma, r.features, r.bias];
-  for (const training of [false, true]) {
-    const o = { training, sampleSeed: 11 };
-    const want = tf.variableGrads(() => tf.sum(tf.square(gaussianReadout(r, x, o))), vars);
-    const got = tf.variableGrads(() => tf.sum(tf.square(readoutForward(r, x, o))), vars);
-    assertClose(got.value.dataSync()[0], want.value.dataSync()[0], 1e-4 * want.value.dataSync()[0]);
-    for (const v of vars) {
-      assertEquals(v.name in got.grads, v.name in want.grads, `${v.name} has a gradient in both`);
-      if (!(v.name in want.grads)) continue; // sigma in eval mode
-      const a = got.grads[v.name].dataSync(), b = want.grads[v.name].dataSync();
-      for (let i = 0; i < a.length; i++) {
-        assertClose(a[i], b[i], 1e-4 * Math.max(1, Math.abs(b[i])), `${v.name}[${i}]`);
-      }
-    }
-    tf.dispose([want.value, got.value, ...Object.values(want.grads), ...Object.values(got.grads)]);
-  }
-  x.dispose();
-  disposeReadout(r);
 });
