@@ -10,7 +10,8 @@ import { initBackend } from "../core/engine/backend.ts";
 import { RpcServer } from "../platform/rpc/server.ts";
 import { RpcClient } from "../platform/rpc/client.ts";
 import { FileStore } from "../platform/store/mod.ts";
-import type { Config } from "../platform/config/config.ts";
+import { OIP_PROTO, OIP_SERVICE, oipHandlers, OipRegistry } from "../platform/oip/oip.ts";
+import { testConfig } from "./fixtures/test_service.ts";
 import { decodeTensor, encodeTensor, storeTensor } from "../platform/tensor/tensor.ts";
 import { generateImageSet } from "../core/data/image_set.ts";
 import {
@@ -21,34 +22,25 @@ import {
 
 await initBackend("wasm");
 
-const CONFIG: Config = {
-  host: "127.0.0.1",
-  port: 0,
-  store: "file:///tmp/unused",
-  maxMessageBytes: 64 * 1024 * 1024,
-  inlineLimitBytes: 4 * 1024 * 1024,
-  maxConnectionAgeMs: 0,
-  shutdownGraceMs: 2000,
-  deadlineMs: 60_000,
-  backend: "wasm",
-  logLevel: "error",
-  s3: { region: "us-east-1" },
-  otel: false,
-};
+const CONFIG = testConfig();
 
 const DATASET =
   "builtin:image-set?classes=3&train_per_class=12&val_per_class=4&test_per_class=4&size=32&seed=2";
 const N_TRAIN = 36;
 
 async function withService(
-  fn: (client: RpcClient, store: FileStore) => Promise<void>,
+  fn: (client: RpcClient, store: FileStore, oip: RpcClient) => Promise<void>,
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "cotrain-classifier-" });
   const store = new FileStore(`file://${dir}`);
+  const registry = new OipRegistry();
   const server = new RpcServer({
     name: "classifier-trainer",
-    protoFiles: [CLASSIFIER_PROTO],
-    services: { [CLASSIFIER_SERVICE]: classifierHandlers({ store }) },
+    protoFiles: [CLASSIFIER_PROTO, OIP_PROTO],
+    services: {
+      [CLASSIFIER_SERVICE]: classifierHandlers({ store, registry }),
+      [OIP_SERVICE]: oipHandlers(registry, { name: "classifier-trainer", version: "0.1.0" }),
+    },
     config: CONFIG,
   });
   await server.start();
@@ -58,10 +50,16 @@ async function withService(
     service: CLASSIFIER_SERVICE,
     target: server.address,
   });
+  const oip = new RpcClient({
+    protoFiles: [OIP_PROTO],
+    service: OIP_SERVICE,
+    target: server.address,
+  });
   try {
-    await fn(client, store);
+    await fn(client, store, oip);
   } finally {
     client.close();
+    oip.close();
     await server.shutdown();
     await Deno.remove(dir, { recursive: true });
   }
@@ -97,8 +95,8 @@ async function collect(client: RpcClient, req: unknown): Promise<Ev[]> {
   return out;
 }
 
-Deno.test("service: Train streams progress and a result; Classify; the result is stored", async () => {
-  await withService(async (client) => {
+Deno.test("service: Train streams progress and a result; Classify and OIP; the result is stored", async () => {
+  await withService(async (client, _store, oip) => {
     const events = await collect(
       client,
       request({ model: "mtl", neural_targets: { inline: encodeTensor(targets()) } }),
@@ -136,6 +134,28 @@ Deno.test("service: Train streams progress and a result; Classify; the result is
     });
     const lb = decodeTensor(b.logits as never).data as Float32Array;
     (logits.data as Float32Array).forEach((v, i) => assert(Math.abs(v - lb[i]) < 1e-4));
+
+    // the trained model is served over the Open Inference Protocol: ModelInfer equals Classify
+    assert(result.oip_model_name.startsWith("classifier-"), result.oip_model_name);
+    const ready = await oip.unary<{ ready: boolean }>("ModelReady", {
+      name: result.oip_model_name,
+    });
+    assertEquals(ready.ready, true);
+    const infer = await oip.unary<{
+      outputs: { name: string; shape: number[] }[];
+      raw_output_contents: Uint8Array[];
+    }>("ModelInfer", {
+      model_name: result.oip_model_name,
+      inputs: [{ name: "images", datatype: "FP32", shape: [6, 32, 32, 1] }],
+      raw_input_contents: [new Uint8Array(f.buffer, f.byteOffset, f.byteLength)],
+    });
+    assertEquals([infer.outputs[0].name, infer.outputs[0].shape], ["logits", [6, 3]]);
+    const oipLogits = new Float32Array(Uint8Array.from(infer.raw_output_contents[0]).buffer);
+    oipLogits.forEach((v, i) => assert(Math.abs(v - lb[i]) < 1e-4, `oip logit ${i}`));
+    await assertRejectsCode(
+      oip.unary("ModelInfer", { model_name: "classifier-nope", inputs: [] }),
+      "NOT_FOUND",
+    );
 
     // the same request again: the stored result
     const again = await collect(

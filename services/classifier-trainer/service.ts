@@ -29,6 +29,8 @@ import {
 import { loadMtlCheckpoint, saveMtlCheckpoint } from "../../core/train/classifier_checkpoint.ts";
 import { CotrainError } from "../../platform/errors.ts";
 import { canonicalJson, JobRunner, requestKey } from "../../platform/jobs/jobs.ts";
+import type { OipModel, OipRegistry } from "../../platform/oip/oip.ts";
+import { sha256Hex } from "../../platform/store/keys.ts";
 import type { ServiceHandlers } from "../../platform/rpc/server.ts";
 import type { ObjectStore } from "../../platform/store/types.ts";
 import {
@@ -49,6 +51,8 @@ export const JOB_KIND = "classifier-train";
 /** What the handlers need. */
 export interface ClassifierDeps {
   store: ObjectStore;
+  /** When given, every loaded classifier is also served over the Open Inference Protocol. */
+  registry?: OipRegistry;
 }
 
 /** The wire form of a Train request (proto-loader, keepCase). */
@@ -205,18 +209,34 @@ export function classifierHandlers(deps: ClassifierDeps): ServiceHandlers {
     return key;
   }
 
-  async function modelFor(id: string): Promise<MtlModel> {
-    const key = await modelKey(id, "model_id");
+  /** The OIP name of a loaded classifier: `classifier-` + its checkpoint's sha256 prefix. */
+  const oipNames = new Map<string, string>();
+
+  async function modelFor(id: string, field = "model_id"): Promise<MtlModel> {
+    const key = await modelKey(id, field);
     const cached = models.get(key);
     if (cached) return cached;
-    const model = loadMtlCheckpoint(await store.get(key));
+    const bytes = await store.get(key);
+    const model = loadMtlCheckpoint(bytes);
     models.set(key, model);
+    if (deps.registry) {
+      const name = `classifier-${sha256Hex(bytes).slice(0, 12)}`;
+      oipNames.set(key, name);
+      deps.registry.add(oipModel(name, model));
+    }
     if (models.size > 4) {
       const [k, m] = models.entries().next().value!;
       disposeMtl(m);
       models.delete(k);
+      const name = oipNames.get(k);
+      if (name) deps.registry?.remove(name);
+      oipNames.delete(k);
     }
     return model;
+  }
+
+  function oipNameOf(modelId: string): string {
+    return oipNames.get(`${jobs.prefix(modelId)}model.safetensors`) ?? "";
   }
 
   return {
@@ -314,7 +334,9 @@ export function classifierHandlers(deps: ClassifierDeps): ServiceHandlers {
             : ev.resumed
             ? "JOB_STATE_RESUMED"
             : "JOB_STATE_STARTED";
-          yield { result: { ...ev.result, state } };
+          // served over the Open Inference Protocol from now on
+          if (deps.registry) await modelFor(ev.result.model_id);
+          yield { result: { ...ev.result, state, oip_model_name: oipNameOf(ev.result.model_id) } };
         }
       }
     },
@@ -351,6 +373,34 @@ export function classifierHandlers(deps: ClassifierDeps): ServiceHandlers {
         logits: encodeTensor({ dtype: "float32", shape: [n, logits.length / n], data: logits }),
         labels: encodeTensor({ dtype: "int32", shape: [n], data: Int32Array.from(labels) }),
       };
+    },
+  };
+}
+
+/** An Open Inference Protocol model of a trained classifier: images NHWC -> logits. */
+function oipModel(name: string, model: MtlModel): OipModel {
+  const classes = model.vgg.head?.classes ?? 0;
+  return {
+    name,
+    version: "1",
+    platform: "tfjs",
+    inputs: [{ name: "images", datatype: "FP32", shape: [-1, -1, -1, 1], layout: "NHWC" }],
+    outputs: [{ name: "logits", datatype: "FP32", shape: [-1, classes], layout: "NC" }],
+    infer(inputs) {
+      const x = inputs.images;
+      if (x.shape[1] < 16 || x.shape[2] < 16) {
+        throw CotrainError.invalidArgument(`inputs[0].shape: images of at least 16x16 are needed`);
+      }
+      const logits = tf.tidy(() =>
+        classify(
+          model,
+          tf.tensor4d(x.data as Float32Array, x.shape as [number, number, number, number]),
+        )
+          .dataSync() as Float32Array
+      );
+      return Promise.resolve({
+        logits: { datatype: "FP32", shape: [x.shape[0], classes], data: logits },
+      });
     },
   };
 }
