@@ -26,7 +26,7 @@
  * @module
  */
 import { CoreError } from "../errors.ts";
-import { CORRUPTORS } from "./corruptions.ts";
+import { CORRUPTORS, jpegBytesRgb, pixelateBytes } from "./corruptions.ts";
 import { type Img, LUMA, newImage } from "./image.ts";
 import {
   type CorruptionName,
@@ -212,6 +212,23 @@ export function corruptBatch(batch: ImageBatch, options: CorruptOptions): ImageB
   const out = isU8 ? new Uint8Array(n * outPer) : new Float32Array(n * outPer);
   const src = batch.data;
   const scale = isU8 ? 1 / 255 : 1;
+  // 8-bit corruptions on 8-bit RGB: no float round trip (the same bytes as the float path).
+  if (
+    isU8 && c === 3 && !gray &&
+    (o.corruption === "pixelate" || o.corruption === "jpeg_compression")
+  ) {
+    const params = PRESETS[o.preset][o.corruption][o.severity - 1] as number;
+    for (let i = 0; i < n; i++) {
+      const one = (src as Uint8Array).subarray(i * per, (i + 1) * per);
+      out.set(
+        o.corruption === "pixelate"
+          ? pixelateBytes(one, h, w, c, params, o.preset)
+          : jpegBytesRgb(one, h, w, params),
+        i * per,
+      );
+    }
+    return { dtype: batch.dtype, shape: [...batch.shape], data: out } as ImageBatch;
+  }
   for (let i = 0; i < n; i++) {
     const img = newImage(h, w, work);
     const d = img.data;

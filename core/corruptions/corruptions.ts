@@ -50,7 +50,7 @@ import {
   PRESETS,
   zoomFactors,
 } from "./presets.ts";
-import type { Rng } from "./rng.ts";
+import { fillNormalZiggurat, poissonCdf, type Rng } from "./rng.ts";
 import { spatter } from "./spatter.ts";
 
 /** A corruption: image and parameter row in, new image out. */
@@ -87,17 +87,66 @@ function fromBytes(b: Uint8Array, h: number, w: number, c: number): Img {
 function gaussianNoise(img: Img, sigma: number, rng: Rng): Img {
   const out = copy(img);
   const noise = new Float64Array(out.data.length);
-  rng.fillNormal(noise, 0, sigma);
+  fillNormalZiggurat(rng, noise, 0, sigma);
   const d = out.data;
   for (let i = 0; i < d.length; i++) d[i] += noise[i];
   return clip01(out);
+}
+
+/** Guide tables of the Poisson CDFs (see `poissonGuided`), per mean. */
+const guides = new Map<number, { cdf: Float64Array; guide: Int32Array }>();
+
+function guideFor(lambda: number): { cdf: Float64Array; guide: Int32Array } {
+  let t = guides.get(lambda);
+  if (t) return t;
+  const cdf = poissonCdf(lambda);
+  // guide[j]: the smallest k with cdf[k] > j / 256 (or the last index).
+  const guide = new Int32Array(256);
+  let k = 0;
+  for (let j = 0; j < 256; j++) {
+    while (k < cdf.length - 1 && !(cdf[k] > j / 256)) k++;
+    guide[j] = k;
+  }
+  t = { cdf, guide };
+  if (guides.size >= 8192) guides.clear();
+  guides.set(lambda, t);
+  return t;
+}
+
+/**
+ * `rng.poisson(lambda)` exactly (the same word, the same inversion of the same CDF: the smallest
+ * k with cdf[k] > u, capped at the table's end), found from a guide table instead of a binary
+ * search.
+ */
+function poissonGuided(t: { cdf: Float64Array; guide: Int32Array }, word: number): number {
+  const u = word / 4294967296;
+  const cdf = t.cdf;
+  const last = cdf.length - 1;
+  let k = t.guide[word >>> 24];
+  while (k < last && !(cdf[k] > u)) k++;
+  return k;
 }
 
 /** poisson(x * c) / c */
 function shotNoise(img: Img, c: number, rng: Rng): Img {
   const out = copy(img);
   const d = out.data;
-  for (let i = 0; i < d.length; i++) d[i] = rng.poisson(d[i] * c) / c;
+  // Per call, a table per 8-bit level (uint8 inputs have at most 256 distinct means).
+  const byLevel: ({ cdf: Float64Array; guide: Int32Array } | undefined)[] = new Array(256);
+  for (let i = 0; i < d.length; i++) {
+    const lambda = d[i] * c;
+    if (!(lambda > 0)) {
+      d[i] = 0;
+      continue;
+    }
+    const level = Math.round(d[i] * 255);
+    let t: { cdf: Float64Array; guide: Int32Array } | undefined;
+    if (level / 255 === d[i]) {
+      t = byLevel[level];
+      if (!t) t = byLevel[level] = guideFor(lambda);
+    } else t = guideFor(lambda);
+    d[i] = poissonGuided(t, rng.next()) / c;
+  }
   return clip01(out);
 }
 
@@ -117,7 +166,7 @@ function impulseNoise(img: Img, amount: number, rng: Rng): Img {
 function speckleNoise(img: Img, c: number, rng: Rng): Img {
   const out = copy(img);
   const noise = new Float64Array(out.data.length);
-  rng.fillNormal(noise, 0, c);
+  fillNormalZiggurat(rng, noise, 0, c);
   const d = out.data;
   for (let i = 0; i < d.length; i++) d[i] += d[i] * noise[i];
   return clip01(out);
@@ -432,6 +481,25 @@ function elasticTransform(img: Img, p: ElasticRelative | ElasticAffine, rng: Rng
   return clip01(remapBilinearReflect(warped, dy, dx));
 }
 
+/**
+ * Pixelate on 8-bit pixels directly (the corruption's own arithmetic is 8-bit): the uint8 fast
+ * path of corruptBatch, byte for byte what {@linkcode CORRUPTORS}.pixelate gives.
+ */
+export function pixelateBytes(
+  bytes: Uint8Array,
+  h: number,
+  w: number,
+  c: number,
+  f: number,
+  preset: PresetName,
+): Uint8Array {
+  const oh = Math.max(1, Math.trunc(h * f)), ow = Math.max(1, Math.trunc(w * f));
+  const small = pilResizeBox(bytes, h, w, c, oh, ow);
+  return PRESETS[preset].pixelate_up === "box"
+    ? pilResizeBox(small, oh, ow, c, h, w)
+    : pilResizeNearest(small, oh, ow, c, h, w);
+}
+
 /** PIL box down by `f`, then nearest (imagecorruptions) or box (Tiny ImageNet-C) back up. */
 function pixelate(img: Img, f: number, preset: PresetName): Img {
   const { h, w, c } = img;
@@ -441,6 +509,11 @@ function pixelate(img: Img, f: number, preset: PresetName): Img {
     ? pilResizeBox(small, oh, ow, c, h, w)
     : pilResizeNearest(small, oh, ow, c, h, w);
   return fromBytes(up, h, w, c);
+}
+
+/** The JPEG round trip of 8-bit RGB (corruptBatch's uint8 fast path). */
+export function jpegBytesRgb(rgb: Uint8Array, h: number, w: number, quality: number): Uint8Array {
+  return jpegRoundTrip(rgb, h, w, quality);
 }
 
 /** A JPEG round trip at `quality` (libjpeg-turbo, IJG tables, 4:2:0; see jpeg.ts). */

@@ -145,79 +145,108 @@ function planFor(radius: number, aliasBlur: number): Plan {
   return p;
 }
 
+/** Scratch buffers, grown on demand and reused between calls (one image at a time). */
+let scratch = new Float64Array(0);
+function scratchOf(n: number): Float64Array {
+  if (scratch.length < n) scratch = new Float64Array(n);
+  return scratch;
+}
+
 /** `cv2.filter2D(img, -1, disk(radius, aliasBlur))` per channel, BORDER_REFLECT_101. */
 export function defocusFilter(img: Img, radius: number, aliasBlur: number): Img {
   const { h, w, c } = img;
   const p = planFor(radius, aliasBlur);
   const P = p.pad;
-  const gr = (p.gauss.length - 1) >> 1;
-  const ph = h + 2 * P, pw = w + 2 * P;
-  // Padded image, one plane per channel, and row prefix sums.
-  const planes: Float64Array[] = [];
-  const sums: Float64Array[] = [];
+  const g = p.gauss;
+  const gl = g.length;
+  const gr = (gl - 1) >> 1;
+  // A Gaussian whose side weights vanish next to 1 (alias blur 0.1: ~2e-22) is the identity.
+  const identity = gl === 3 && g[0] < 1e-18;
+  const ph = h + 2 * P, pw = w + 2 * P, sw = pw + 1;
+  const eh = h + 2 * gr, ew = w + 2 * gr;
+  const nPl = ph * pw, nSm = ph * sw, nA = eh * ew, nB = eh * w, nO = h * w;
+  const buf = scratchOf(nPl + nSm + nA + nB + nO);
+  const pl = buf.subarray(0, nPl);
+  const sm = buf.subarray(nPl, nPl + nSm);
+  const a = buf.subarray(nPl + nSm, nPl + nSm + nA);
+  const b = buf.subarray(nPl + nSm + nA, nPl + nSm + nA + nB);
+  const o = buf.subarray(nPl + nSm + nA + nB, nPl + nSm + nA + nB + nO);
   const ys = new Int32Array(ph), xs = new Int32Array(pw);
   for (let y = 0; y < ph; y++) ys[y] = reflect101Index(y - P, h);
-  for (let x = 0; x < pw; x++) xs[x] = reflect101Index(x - P, w);
+  for (let x = 0; x < pw; x++) xs[x] = reflect101Index(x - P, w) * c;
+  const src = img.data;
+  const out = newImage(h, w, c);
+  const d = out.data;
+  const r = p.radius;
+  const hwOf = p.halfWidth;
+  const inv = 1 / p.count;
+  const cy = p.cy, cx = p.cx, cw = p.cw, nc = cw.length;
   for (let k = 0; k < c; k++) {
-    const pl = new Float64Array(ph * pw);
-    const sm = new Float64Array(ph * (pw + 1));
+    // Padded plane and its row prefix sums.
     for (let y = 0; y < ph; y++) {
-      const srow = ys[y] * w;
+      const srow = ys[y] * w * c + k;
+      const po = y * pw, so = y * sw;
       let acc = 0;
-      const so = y * (pw + 1);
       for (let x = 0; x < pw; x++) {
-        const v = img.data[(srow + xs[x]) * c + k];
-        pl[y * pw + x] = v;
+        const v = src[srow + xs[x]];
+        pl[po + x] = v;
         sm[so + x] = acc;
         acc += v;
       }
       sm[so + pw] = acc;
     }
-    planes.push(pl);
-    sums.push(sm);
-  }
-  const out = newImage(h, w, c);
-  const r = p.radius;
-  const inv = 1 / p.count;
-  // Disk sums on the image extended by gr on every side.
-  const eh = h + 2 * gr, ew = w + 2 * gr;
-  const a = new Float64Array(eh * ew);
-  const b = new Float64Array(eh * w);
-  for (let k = 0; k < c; k++) {
-    const sm = sums[k];
+    // Disk sums on the image extended by gr on every side.
     a.fill(0);
     for (let dy = -r; dy <= r; dy++) {
-      const hw = p.halfWidth[dy + r];
+      const hw = hwOf[dy + r];
       if (hw < 0) continue;
       for (let y = 0; y < eh; y++) {
-        // padded row of image row (y - gr) + dy
-        const so = (y - gr + dy + P) * (pw + 1) + P - gr;
+        const so = (y - gr + dy + P) * sw + P - gr;
+        const hi = so + hw + 1, lo = so - hw;
         const ao = y * ew;
-        for (let x = 0; x < ew; x++) a[ao + x] += sm[so + x + hw + 1] - sm[so + x - hw];
+        for (let x = 0; x < ew; x++) a[ao + x] += sm[hi + x] - sm[lo + x];
       }
     }
-    // Separable Gaussian: columns, then rows.
-    const g = p.gauss;
-    for (let y = 0; y < eh; y++) {
-      for (let x = 0; x < w; x++) {
-        let s = 0;
-        for (let t = 0; t < g.length; t++) s += g[t] * a[y * ew + x + t];
-        b[y * w + x] = s;
+    // Separable Gaussian (columns of the kernel, then rows), scaled by 1 / count.
+    if (identity) {
+      for (let y = 0; y < h; y++) {
+        const ao = (y + gr) * ew + gr, oo = y * w;
+        for (let x = 0; x < w; x++) o[oo + x] = a[ao + x] * inv;
       }
-    }
-    const pl = planes[k];
-    const d = out.data;
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        let s = 0;
-        for (let t = 0; t < g.length; t++) s += g[t] * b[(y + t) * w + x];
-        s *= inv;
-        for (let j = 0; j < p.cw.length; j++) {
-          s += p.cw[j] * pl[(y + P + p.cy[j]) * pw + x + P + p.cx[j]];
+    } else {
+      for (let y = 0; y < eh; y++) {
+        const ao = y * ew, bo = y * w;
+        if (gl === 3) {
+          const g0 = g[0], g1 = g[1], g2 = g[2];
+          for (let x = 0; x < w; x++) {
+            b[bo + x] = g0 * a[ao + x] + g1 * a[ao + x + 1] + g2 * a[ao + x + 2];
+          }
+        } else {
+          for (let x = 0; x < w; x++) {
+            let s = 0;
+            for (let t = 0; t < gl; t++) s += g[t] * a[ao + x + t];
+            b[bo + x] = s;
+          }
         }
-        d[(y * w + x) * c + k] = s;
+      }
+      for (let y = 0; y < h; y++) {
+        const oo = y * w;
+        for (let x = 0; x < w; x++) o[oo + x] = 0;
+        for (let t = 0; t < gl; t++) {
+          const gt = g[t] * inv, bo = (y + t) * w;
+          for (let x = 0; x < w; x++) o[oo + x] += gt * b[bo + x];
+        }
       }
     }
+    // Sparse correction where the kernel array cut the blurred disk.
+    for (let j = 0; j < nc; j++) {
+      const wt = cw[j], off = (P + cy[j]) * pw + P + cx[j];
+      for (let y = 0; y < h; y++) {
+        const oo = y * w, po = off + y * pw;
+        for (let x = 0; x < w; x++) o[oo + x] += wt * pl[po + x];
+      }
+    }
+    for (let i = 0, q = k; i < nO; i++, q += c) d[q] = o[i];
   }
   return out;
 }

@@ -20,7 +20,7 @@
  * @module
  */
 import { clip01, gaussianFilter, type Img, reflect101Index } from "./image.ts";
-import type { Rng } from "./rng.ts";
+import { fillNormalZiggurat, type Rng } from "./rng.ts";
 
 /** cv2.Canny(img, low, high) with a 3x3 Sobel and the L1 gradient norm: 255 on edges, else 0. */
 export function canny(
@@ -180,7 +180,7 @@ export function spatter(img: Img, p: readonly number[], rng: Rng): Img {
   const { h, w, c } = img;
   const n = h * w;
   const raw = new Float64Array(n);
-  rng.fillNormal(raw, loc, scale);
+  fillNormalZiggurat(rng, raw, loc, scale);
   const liquid = gaussianFilter({ h, w, c: 1, data: raw }, sigma, sigma, "nearest").data;
   for (let i = 0; i < n; i++) if (liquid[i] < thresh) liquid[i] = 0;
   const out = { h, w, c, data: img.data.slice() };
