@@ -6,7 +6,8 @@
  * The stream is core/random.ts's keyed xoshiro128** for the key (seed, "corruption", image
  * index, corruption number, severity): murmur3-finaliser hashing of the key into the generator's
  * state, 32-bit integer math only, so the result is identical in every JS engine. Uniforms are
- * `next() / 2^32`; normals come from the Box-Muller transform in pairs; Poisson variates by
+ * `next() / 2^32`; the noise corruptions draw normals by the ziggurat method (fillNormalZiggurat
+ * below), others by Box-Muller in pairs; Poisson variates by
  * inversion of the exact CDF (tables cached per mean, so uint8 inputs, which have at most 256
  * distinct means, cost one lookup).
  *
