@@ -1,7 +1,10 @@
 /**
  * Rebuilds cotrain's wasm training kernels from `kernels.c` (`deno task build:kernels`).
  *
- * Needs Debian's clang and lld (`apt-get install -y clang lld`; llvm-objdump comes with clang).
+ * Needs Debian's clang 16 and lld 16 (`apt-get install -y clang-16 lld-16`; llvm-objdump-16 comes
+ * with clang-16): relaxed SIMD (f32x4.relaxed_madd, the fused multiply-add of the convolution
+ * loops) in its final encoding needs clang >= 16; Debian's default clang 14 emits a prototype
+ * opcode that V8 rejects.
  * Writes `kernels_wasm.ts` (the module as base64 plus the SHA-256 of the C source it was built
  * from), which is committed, so running cotrain and CI need no clang. A test checks that the
  * committed module matches `kernels.c`.
@@ -27,12 +30,14 @@ export const CLANG_ARGS = [
   "--target=wasm32",
   "-O3",
   "-msimd128",
+  "-mrelaxed-simd",
   "-mbulk-memory",
   "-nostdlib",
   "-ffreestanding",
   "-Wall",
   "-Wextra",
   "-Werror",
+  "-fuse-ld=lld",
   "-Wl,--no-entry",
   "-Wl,--import-memory",
   "-Wl,--strip-all",
@@ -53,10 +58,12 @@ export async function sourceHash(text: string): Promise<string> {
 }
 
 if (import.meta.main) {
-  await run("clang", [...CLANG_ARGS, "-o", tmp, source]);
-  const headers = await run("llvm-objdump", ["-h", tmp]);
+  const clang = "clang-16";
+  const objdump = "llvm-objdump-16";
+  await run(clang, [...CLANG_ARGS, "-o", tmp, source]);
+  const headers = await run(objdump, ["-h", tmp]);
   if (/\bDATA\b/.test(headers)) throw new Error("kernels.wasm has a data section");
-  const disasm = await run("llvm-objdump", ["-d", tmp]);
+  const disasm = await run(objdump, ["-d", tmp]);
   if (/global\.(get|set)/.test(disasm)) {
     throw new Error("kernels.wasm uses a global (shadow stack?): it would write into tfjs' heap");
   }

@@ -6,14 +6,17 @@
 // gradient kernels that run on tfjs' own heap, so these are written here: the data-movement parts
 // (im2col producing the patch matrix already transposed, zero-dilation, filter flips) and the
 // element-wise/reduction parts (fused batch-norm + ReLU forward and backward, max-pool backward,
-// the SGD momentum update). Dense products stay with the backend's XNNPACK matmul/convolution.
+// the SGD momentum update), and the stride-1 convolutions themselves (forward and input gradient):
+// direct, register-blocked, with relaxed-SIMD fused multiply-adds, which XNNPACK's build in tfjs
+// 4.22 lacks, and without XNNPACK's per-call operator setup (new weights every step).
 //
 // The module is linked with --import-memory: it runs on the tfjs-backend-wasm Emscripten heap
 // itself, so every pointer below is an address on that heap (tensor memory offsets, or scratch from
 // the backend's _malloc). It MUST NOT own any linear memory: no static data, no globals, no stack
 // (no local arrays, no address-taken locals). `deno task build:kernels` checks the binary for that.
 //
-// Build: clang --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib (see build.ts).
+// Build: clang-16 --target=wasm32 -O3 -msimd128 -mrelaxed-simd -mbulk-memory -nostdlib (see
+// build.ts). Relaxed SIMD (fused multiply-add) runs in V8 >= 11.4, i.e. every Deno 2.
 
 #include <wasm_simd128.h>
 
@@ -141,7 +144,11 @@ static inline v128_t splat_lane(v128_t v, int lane) {
   }
 }
 
-#define MULADD(acc, a, b) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(a, b))
+// acc += a * b as one relaxed fused multiply-add (f32x4.relaxed_madd: vfmadd231ps where the CPU has
+// FMA, mul + add elsewhere): the convolution loops are bound by the floating-point ports, so a
+// fused multiply-add halves their arithmetic instructions. Needs clang >= 16 (see build.ts).
+#define MULADD(acc, a, b) \
+  acc = (v128_t)__builtin_wasm_relaxed_madd_f32x4((__f32x4)(a), (__f32x4)(b), (__f32x4)(acc))
 
 EXPORT(conv_filter_grad)
 void conv_filter_grad(const float* x, const float* dy, float* dw, int N, int H, int W, int Ci,
@@ -253,6 +260,165 @@ void conv_filter_grad(const float* x, const float* dy, float* dw, int N, int H, 
         }
       }
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Direct stride-1 convolution (NHWC, HWIO, dilation 1) on an already padded input:
+//   out[n,oh,ow,co] = sum_{kh,kw,ci} xp[n, oh+kh, ow+kw, ci] * w[kh,kw,ci,co]
+// with xp [N,HP,WP,Ci] (HP >= OH+KH-1, WP >= OW+KW-1). For one filter row kh the taps (kw, ci)
+// are contiguous both in xp's row and in w, so the reduction is KH runs of KW*Ci. Output pixels
+// (flattened over N*OH*OW, blocks may cross rows and images) go in blocks of 6 against 8 output
+// channels: 12 f32x4 accumulators in registers, per tap 2 weight loads + 6 load-splats for 12
+// multiply-adds. No indirection buffer, no packing: what XNNPACK's operator setup costs per call
+// (every training step brings new weights) is gone, and small channel counts (8, 16) run at the
+// speed of large ones. Used for the forward convolution and for the input gradient (a
+// convolution of dy with the flipped filter).
+static inline const float* pix_base(const float* xp, int q, int OHW, int OW, int HP, int WP,
+                                    int Ci) {
+  const int n = q / OHW;
+  const int r = q - n * OHW;
+  const int oh = r / OW;
+  const int ow = r - oh * OW;
+  return xp + ((long)(n * HP + oh) * WP + ow) * Ci;
+}
+
+#define LSPLAT(p) wasm_v128_load32_splat(p)
+
+// One output pixel of conv2d_s1, output channels co0..Co-1 (tails of the blocked loops).
+__attribute__((noinline)) static void conv_pixel(const float* b, const float* w, float* o, int co0,
+                                                 int Co, int KH, int J, long rs) {
+  int co = co0;
+  for (; co + 4 <= Co; co += 4) {
+    v128_t a = wasm_f32x4_splat(0);
+    for (int kh = 0; kh < KH; kh++) {
+      const float* wk = w + (long)kh * J * Co + co;
+      for (int j = 0; j < J; j++) MULADD(a, LSPLAT(b + kh * rs + j), wasm_v128_load(wk + j * Co));
+    }
+    wasm_v128_store(o + co, a);
+  }
+  for (; co < Co; co++) {
+    float a = 0.0f;
+    for (int kh = 0; kh < KH; kh++) {
+      const float* wk = w + (long)kh * J * Co + co;
+      for (int j = 0; j < J; j++) a += b[kh * rs + j] * wk[j * Co];
+    }
+    o[co] = a;
+  }
+}
+
+EXPORT(conv2d_s1)
+void conv2d_s1(const float* xp, const float* w, float* out, int N, int HP, int WP, int Ci, int OH,
+               int OW, int Co, int KH, int KW) {
+  const int OHW = OH * OW;
+  const int M = N * OHW;
+  const int J = KW * Ci;
+  const long rs = (long)WP * Ci;
+  int q = 0;
+  for (; q + 6 <= M; q += 6) {
+    const float* b0 = pix_base(xp, q, OHW, OW, HP, WP, Ci);
+    const float* b1 = pix_base(xp, q + 1, OHW, OW, HP, WP, Ci);
+    const float* b2 = pix_base(xp, q + 2, OHW, OW, HP, WP, Ci);
+    const float* b3 = pix_base(xp, q + 3, OHW, OW, HP, WP, Ci);
+    const float* b4 = pix_base(xp, q + 4, OHW, OW, HP, WP, Ci);
+    const float* b5 = pix_base(xp, q + 5, OHW, OW, HP, WP, Ci);
+    float* o = out + (long)q * Co;
+    int co = 0;
+    for (; co + 8 <= Co; co += 8) {
+      v128_t a00 = wasm_f32x4_splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00,
+             a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
+      for (int kh = 0; kh < KH; kh++) {
+        const float* wk = w + (long)kh * J * Co + co;
+        const long xo = kh * rs;
+        const float *x0 = b0 + xo, *x1 = b1 + xo, *x2 = b2 + xo, *x3 = b3 + xo, *x4 = b4 + xo,
+                    *x5 = b5 + xo;
+        for (int j = 0; j < J; j++) {
+          const v128_t w0 = wasm_v128_load(wk + j * Co);
+          const v128_t w1 = wasm_v128_load(wk + j * Co + 4);
+          v128_t xv = LSPLAT(x0 + j);
+          MULADD(a00, xv, w0);
+          MULADD(a01, xv, w1);
+          xv = LSPLAT(x1 + j);
+          MULADD(a10, xv, w0);
+          MULADD(a11, xv, w1);
+          xv = LSPLAT(x2 + j);
+          MULADD(a20, xv, w0);
+          MULADD(a21, xv, w1);
+          xv = LSPLAT(x3 + j);
+          MULADD(a30, xv, w0);
+          MULADD(a31, xv, w1);
+          xv = LSPLAT(x4 + j);
+          MULADD(a40, xv, w0);
+          MULADD(a41, xv, w1);
+          xv = LSPLAT(x5 + j);
+          MULADD(a50, xv, w0);
+          MULADD(a51, xv, w1);
+        }
+      }
+      float* r = o + co;
+      wasm_v128_store(r, a00);
+      wasm_v128_store(r + 4, a01);
+      wasm_v128_store(r + Co, a10);
+      wasm_v128_store(r + Co + 4, a11);
+      wasm_v128_store(r + 2 * Co, a20);
+      wasm_v128_store(r + 2 * Co + 4, a21);
+      wasm_v128_store(r + 3 * Co, a30);
+      wasm_v128_store(r + 3 * Co + 4, a31);
+      wasm_v128_store(r + 4 * Co, a40);
+      wasm_v128_store(r + 4 * Co + 4, a41);
+      wasm_v128_store(r + 5 * Co, a50);
+      wasm_v128_store(r + 5 * Co + 4, a51);
+    }
+    for (; co + 4 <= Co; co += 4) {
+      v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+      for (int kh = 0; kh < KH; kh++) {
+        const float* wk = w + (long)kh * J * Co + co;
+        const long xo = kh * rs;
+        for (int j = 0; j < J; j++) {
+          const v128_t w0 = wasm_v128_load(wk + j * Co);
+          MULADD(a0, LSPLAT(b0 + xo + j), w0);
+          MULADD(a1, LSPLAT(b1 + xo + j), w0);
+          MULADD(a2, LSPLAT(b2 + xo + j), w0);
+          MULADD(a3, LSPLAT(b3 + xo + j), w0);
+          MULADD(a4, LSPLAT(b4 + xo + j), w0);
+          MULADD(a5, LSPLAT(b5 + xo + j), w0);
+        }
+      }
+      float* r = o + co;
+      wasm_v128_store(r, a0);
+      wasm_v128_store(r + Co, a1);
+      wasm_v128_store(r + 2 * Co, a2);
+      wasm_v128_store(r + 3 * Co, a3);
+      wasm_v128_store(r + 4 * Co, a4);
+      wasm_v128_store(r + 5 * Co, a5);
+    }
+    if (co < Co) {
+      for (int p = 0; p < 6; p++) {
+        conv_pixel(pix_base(xp, q + p, OHW, OW, HP, WP, Ci), w, o + p * Co, co, Co, KH, J, rs);
+      }
+    }
+  }
+  for (; q < M; q++) {
+    conv_pixel(pix_base(xp, q, OHW, OW, HP, WP, Ci), w, out + (long)q * Co, 0, Co, KH, J, rs);
+  }
+}
+
+// Zero padding of x [N,H,W,C] into xp [N,HP,WP,C] at offset (pT, pL): rows and columns outside
+// the copy are zero (HP >= pT + H, WP >= pL + W).
+EXPORT(pad_nhwc)
+void pad_nhwc(const float* x, float* xp, int N, int H, int W, int C, int HP, int WP, int pT,
+              int pL) {
+  const int rowp = WP * C;
+  for (int n = 0; n < N; n++) {
+    float* dn = xp + (long)n * HP * rowp;
+    zero_f32(dn, pT * rowp);
+    for (int h = 0; h < H; h++) {
+      float* d = dn + (long)(pT + h) * rowp;
+      zero_f32(d, pL * C);
+      copy_f32(d + pL * C, x + ((long)(n * H + h) * W) * C, W * C);
+      zero_f32(d + (pL + W) * C, (WP - pL - W) * C);
+    }
+    zero_f32(dn + (long)(pT + H) * rowp, (HP - pT - H) * rowp);
   }
 }
 

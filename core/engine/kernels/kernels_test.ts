@@ -4,7 +4,7 @@ import { initBackend } from "../backend.ts";
 import { onBoth, rand, relErr } from "./_test_util.ts";
 import { biasBatchNormRelu } from "./ops.ts";
 import { Sgd } from "../../train/optim.ts";
-import { setFilterGradMode, setIm2colChunkFloats } from "./register.ts";
+import { setDirectConv, setFilterGradMode, setIm2colChunkFloats } from "./register.ts";
 import { KERNELS_SOURCE_SHA256 } from "./kernels_wasm.ts";
 import { sourceHash } from "./build.ts";
 
@@ -89,6 +89,34 @@ Deno.test("kernels: Conv2DBackpropFilter via im2col + matmul, chunked, matches t
   } finally {
     setFilterGradMode("direct");
     setIm2colChunkFloats(1 << 18);
+  }
+});
+
+Deno.test("kernels: Conv2D forward (direct stride-1 kernel, XNNPACK otherwise) matches cpu", async () => {
+  const cases = [
+    ...convCases(),
+    { n: 2, h: 6, w: 5, ci: 7, co: 13, k: [3, 3], s: 1, pad: "same" } as ConvCase,
+    { n: 1, h: 4, w: 4, ci: 16, co: 9, k: [2, 3], s: 1, pad: "valid" } as ConvCase,
+  ];
+  for (const [i, c] of cases.entries()) {
+    const [oh, ow] = outSize(c);
+    if (oh < 1 || ow < 1) continue;
+    const [ref, got] = await onBoth(() => {
+      const x = rand([c.n, c.h, c.w, c.ci], 40 + i) as tf.Tensor4D;
+      const f = rand([...c.k, c.ci, c.co], 50 + i) as tf.Tensor4D;
+      return [tf.conv2d(x, f, c.s, c.pad)];
+    });
+    const e = relErr(got[0], ref[0]);
+    assert(e <= TOL, `conv2d ${JSON.stringify(c)}: rel err ${e}`);
+  }
+});
+
+Deno.test("kernels: Conv2DBackpropInput on XNNPACK (direct conv off) matches too", async () => {
+  setDirectConv(false);
+  try {
+    await checkConvGrads("xnnpack dx");
+  } finally {
+    setDirectConv(true);
   }
 });
 

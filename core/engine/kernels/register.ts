@@ -4,7 +4,8 @@
  * | kernel | how |
  * |---|---|
  * | `Conv2DBackpropFilter` (missing in tfjs wasm) | wasm outer-product accumulation, no im2col (alternative mode: wasm im2col writing P^T [KH*KW*Cin, M], then XNNPACK matmuls P^T x dy) |
- * | `Conv2DBackpropInput` (slow in tfjs wasm) | wasm filter flip (+ zero-dilation of dy for strides > 1), then one XNNPACK convolution |
+ * | `Conv2D`, stride 1 | direct wasm convolution (6 pixels x 8 output channels register blocks on a zero-padded copy), other strides to XNNPACK |
+ * | `Conv2DBackpropInput` (slow in tfjs wasm) | wasm filter flip (+ zero-dilation of dy for strides > 1), then the direct stride-1 convolution |
  * | `MaxPoolGrad` | wasm, SIMD over channels, first maximum of each window (as tfjs cpu / PyTorch) |
  * | `CotrainBnRelu` / `CotrainBnReluGrad` (new) | wasm fused batch-norm (batch statistics) + ReLU, forward and backward |
  * | `CotrainSgdMomentum` (new) | wasm fused SGD momentum + weight-decay update |
@@ -204,6 +205,83 @@ function conv2dBackpropFilter(args: Args): TensorInfo {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Stride-1 convolutions in wasm (kernels.c conv2d_s1): forward Conv2D and the input gradient.
+
+let directConv = true;
+/**
+ * Whether stride-1 convolutions (Conv2D and the convolution inside Conv2DBackpropInput) run on
+ * cotrain's direct wasm kernel (default) or on tfjs' XNNPACK Conv2D. For benchmarks and tests.
+ */
+export function setDirectConv(on: boolean): void {
+  directConv = on;
+}
+
+/**
+ * out [N, HP-KH+1, WP-KW+1, Co] = x [N,H,W,Ci] zero-padded by (top, bottom, left, right), convolved
+ * (stride 1, dilation 1) with w [KH,KW,Ci,Co].
+ */
+function conv2dS1(
+  backend: WasmBackend,
+  x: TensorInfo,
+  w: TensorInfo,
+  pads: [number, number, number, number],
+): TensorInfo {
+  const heap = heapOf(backend);
+  const [n, h, wd, ci] = x.shape;
+  const [kh, kw, , co] = w.shape;
+  const [top, bottom, left, right] = pads;
+  const hp = h + top + bottom;
+  const wp = wd + left + right;
+  const oh = hp - kh + 1;
+  const ow = wp - kw + 1;
+  const out = backend.makeOutput([n, oh, ow, co], "float32");
+  if (oh < 1 || ow < 1) return out;
+  const run = (xp: number) =>
+    heap.k.conv2d_s1(xp, ptr(backend, w), ptr(backend, out), n, hp, wp, ci, oh, ow, co, kh, kw);
+  if (top === 0 && bottom === 0 && left === 0 && right === 0) {
+    run(ptr(backend, x));
+  } else {
+    withScratch(heap, n * hp * wp * ci * 4, (xp) => {
+      heap.k.pad_nhwc(ptr(backend, x), xp, n, h, wd, ci, hp, wp, top, left);
+      run(xp);
+    });
+  }
+  return out;
+}
+
+/** Conv2D: stride 1, dilation 1, NHWC float32 on the direct kernel; anything else to tfjs. */
+function makeConv2D(original: KernelFunc): KernelFunc {
+  return (args: Args) => {
+    const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
+    const { strides, pad, dataFormat, dilations, dimRoundingMode } = args
+      .attrs as unknown as tf.Conv2DAttrs;
+    if (
+      !directConv || x.dtype !== "float32" || filter.dtype !== "float32" ||
+      (dataFormat != null && dataFormat !== "NHWC")
+    ) return original(args);
+    const info = backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      strides,
+      dilations ?? 1,
+      pad,
+      dimRoundingMode,
+    );
+    if (
+      info.strideHeight !== 1 || info.strideWidth !== 1 || info.dilationHeight !== 1 ||
+      info.dilationWidth !== 1
+    ) return original(args);
+    const p = info.padInfo;
+    return conv2dS1(args.backend as unknown as WasmBackend, x, filter, [
+      p.top,
+      p.bottom,
+      p.left,
+      p.right,
+    ]);
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Conv2DBackpropInput: dx = conv(dilate(dy), rot180(W)^T), stride 1, explicit padding.
 
 function conv2dBackpropInput(args: Args): TensorInfo {
@@ -243,6 +321,7 @@ function conv2dBackpropInput(args: Args): TensorInfo {
       src = backend.makeOutput([n, dh, dw, co], "float32");
       heap.k.dilate(ptr(backend, dy), ptr(backend, src), n, oh, ow, co, sh, sw);
     }
+    if (directConv) return conv2dS1(backend, src, flipped, [top, bottom, left, right]);
     return tfKernel("Conv2D")({
       inputs: { x: src, filter: flipped },
       backend: args.backend,
@@ -445,6 +524,9 @@ export function registerWasmKernels(): void {
   replace("Conv2DBackpropFilter", conv2dBackpropFilter);
   replace("Conv2DBackpropInput", conv2dBackpropInput);
   replace("MaxPoolGrad", maxPoolGrad);
+  const conv2d = tf.getKernel("Conv2D", BACKEND);
+  // keep tfjs' setupFunc: it binds the XNNPACK Conv2D that the wrapper falls back to
+  if (conv2d) replace("Conv2D", makeConv2D(conv2d.kernelFunc), conv2d.setupFunc);
   replace(BN_RELU, bnRelu as unknown as KernelFunc);
   replace(BN_RELU_GRAD, bnReluGrad as unknown as KernelFunc);
   replace(SGD_MOMENTUM, sgdMomentum as unknown as KernelFunc);

@@ -69,6 +69,32 @@ export interface KernelExports {
     sw: number,
   ): void;
   flip_filter(w: number, out: number, kh: number, kw: number, ci: number, co: number): void;
+  conv2d_s1(
+    xp: number,
+    w: number,
+    out: number,
+    n: number,
+    hp: number,
+    wp: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    co: number,
+    kh: number,
+    kw: number,
+  ): void;
+  pad_nhwc(
+    x: number,
+    xp: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    hp: number,
+    wp: number,
+    pt: number,
+    pl: number,
+  ): void;
   maxpool_grad(
     x: number,
     dy: number,
