@@ -217,6 +217,17 @@ export function setDirectConv(on: boolean): void {
 }
 
 /**
+ * The direct kernel wins on small channel counts (w = 1/8, 1/4: XNNPACK's per-call packing
+ * dominates there) and loses on wide layers (w = 1 inference ran at half speed), so it takes a
+ * convolution only when neither side has more channels than this.
+ */
+export const DIRECT_CONV_MAX_CHANNELS = 64;
+
+function useDirectConv(inChannels: number, outChannels: number): boolean {
+  return directConv && Math.max(inChannels, outChannels) <= DIRECT_CONV_MAX_CHANNELS;
+}
+
+/**
  * out [N, HP-KH+1, WP-KW+1, Co] = x [N,H,W,Ci] zero-padded by (top, bottom, left, right), convolved
  * (stride 1, dilation 1) with w [KH,KW,Ci,Co].
  */
@@ -256,8 +267,8 @@ function makeConv2D(original: KernelFunc): KernelFunc {
     const { strides, pad, dataFormat, dilations, dimRoundingMode } = args
       .attrs as unknown as tf.Conv2DAttrs;
     if (
-      !directConv || x.dtype !== "float32" || filter.dtype !== "float32" ||
-      (dataFormat != null && dataFormat !== "NHWC")
+      !useDirectConv(filter.shape[2], filter.shape[3]) || x.dtype !== "float32" ||
+      filter.dtype !== "float32" || (dataFormat != null && dataFormat !== "NHWC")
     ) return original(args);
     const info = backend_util.computeConv2DInfo(
       x.shape as [number, number, number, number],
@@ -321,7 +332,7 @@ function conv2dBackpropInput(args: Args): TensorInfo {
       src = backend.makeOutput([n, dh, dw, co], "float32");
       heap.k.dilate(ptr(backend, dy), ptr(backend, src), n, oh, ow, co, sh, sw);
     }
-    if (directConv) return conv2dS1(backend, src, flipped, [top, bottom, left, right]);
+    if (useDirectConv(ci, co)) return conv2dS1(backend, src, flipped, [top, bottom, left, right]);
     return tfKernel("Conv2D")({
       inputs: { x: src, filter: flipped },
       backend: args.backend,
