@@ -15,42 +15,29 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { fileURLToPath } from "node:url";
 import { initBackend } from "../core/engine/backend.ts";
 import { createOnnxSession } from "../core/engine/onnx/session.ts";
 import { exportVggOnnx } from "../core/engine/onnx/vgg.ts";
 import { vggTrainStep } from "../core/engine/kernels/train_step.ts";
 import { createVgg, disposeModel, vggForward } from "../core/models/vgg.ts";
 import { Sgd } from "../core/train/optim.ts";
-import { type BenchLine, type BenchOptions, round1 } from "./lib.ts";
+import {
+  type BenchLine,
+  type BenchOptions,
+  round1,
+  runTorchPeer,
+  type TorchPeerResult,
+} from "./lib.ts";
 
-const TORCH = fileURLToPath(new URL("../../shared/bench/torch_vgg_train.py", import.meta.url));
 const BATCH = 32;
 const SIZE = 64;
 const CLASSES = 200;
 
-interface TorchResult {
-  peer: string;
-  train_img_s: number;
-  infer_img_s: number;
-}
-
-async function torchPeer(width: number, steps: number): Promise<TorchResult> {
-  const python = Deno.env.get("COTRAIN_TORCH_PYTHON") ?? "/usr/bin/python3";
-  const out = await new Deno.Command(python, {
-    args: [TORCH, "--width", String(width), "--size", String(SIZE), "--batch", String(BATCH)]
-      .concat(["--classes", String(CLASSES), "--steps", String(steps), "--threads", "2"]),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(
-      `the PyTorch peer failed (${python} ${TORCH}); install Debian's python3-torch or set ` +
-        `COTRAIN_TORCH_PYTHON: ${new TextDecoder().decode(out.stderr).slice(-400)}`,
-    );
-  }
-  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
-  return JSON.parse(lines[lines.length - 1]) as TorchResult;
+function torchPeer(width: number, steps: number): Promise<TorchPeerResult> {
+  return runTorchPeer("torch_vgg_train.py", [
+    ...["--width", String(width), "--size", String(SIZE), "--batch", String(BATCH)],
+    ...["--classes", String(CLASSES), "--steps", String(steps), "--threads", "2"],
+  ]);
 }
 
 /** Images per second of `step` on batches of BATCH: one warm-up, then at least `minSteps`. */

@@ -72,3 +72,33 @@ export function round1(x: number): number {
 export function stderrProgress(message: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(message + "\n"));
 }
+
+/** A peer script's last JSON line (PyTorch's scripts print one). */
+export interface TorchPeerResult {
+  peer: string;
+  train_img_s: number;
+  infer_img_s: number;
+}
+
+/**
+ * Runs one of ../shared/bench's PyTorch scripts (e.g. `torch_vgg_train.py`) with `args` and returns
+ * its JSON line. Python: `$COTRAIN_TORCH_PYTHON`, else Debian's /usr/bin/python3 (python3-torch).
+ * Fails with an instruction when the peer cannot run: a benchmark never skips its peer.
+ */
+export async function runTorchPeer(script: string, args: string[]): Promise<TorchPeerResult> {
+  const path = new URL(`../../shared/bench/${script}`, import.meta.url).pathname;
+  const python = Deno.env.get("COTRAIN_TORCH_PYTHON") ?? "/usr/bin/python3";
+  const out = await new Deno.Command(python, {
+    args: [path, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(
+      `the PyTorch peer failed (${python} ${path}); install Debian's python3-torch or set ` +
+        `COTRAIN_TORCH_PYTHON: ${new TextDecoder().decode(out.stderr).slice(-400)}`,
+    );
+  }
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]) as TorchPeerResult;
+}

@@ -15,39 +15,27 @@
  * ```
  * @module
  */
-import { fileURLToPath } from "node:url";
 import { initBackend } from "../core/engine/backend.ts";
 import { disposeMtl } from "../core/models/mtl.ts";
 import { type ClassifierData, trainClassifier } from "../core/train/classifier.ts";
-import { type BenchLine, type BenchOptions, round1 } from "./lib.ts";
+import {
+  type BenchLine,
+  type BenchOptions,
+  round1,
+  runTorchPeer,
+  type TorchPeerResult,
+} from "./lib.ts";
 
-const TORCH = fileURLToPath(new URL("../../shared/bench/torch_vgg_train.py", import.meta.url));
 const BATCH = 32;
 const SIZE = 64;
 const CLASSES = 200;
 const NEURONS = 64;
 
-interface TorchResult {
-  peer: string;
-  train_img_s: number;
-}
-
-async function torchPeer(width: number, steps: number): Promise<TorchResult> {
-  const python = Deno.env.get("COTRAIN_TORCH_PYTHON") ?? "/usr/bin/python3";
-  const out = await new Deno.Command(python, {
-    args: [TORCH, "--width", String(width), "--size", String(SIZE), "--batch", String(BATCH)]
-      .concat(["--classes", String(CLASSES), "--steps", String(steps), "--threads", "2"]),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(
-      `the PyTorch peer failed (${python} ${TORCH}); install Debian's python3-torch or set ` +
-        `COTRAIN_TORCH_PYTHON: ${new TextDecoder().decode(out.stderr).slice(-400)}`,
-    );
-  }
-  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
-  return JSON.parse(lines[lines.length - 1]) as TorchResult;
+function torchPeer(width: number, steps: number): Promise<TorchPeerResult> {
+  return runTorchPeer("torch_vgg_train.py", [
+    ...["--width", String(width), "--size", String(SIZE), "--batch", String(BATCH)],
+    ...["--classes", String(CLASSES), "--steps", String(steps), "--threads", "2"],
+  ]);
 }
 
 /** Random images and targets: `steps + 1` batches of training data, a tiny validation set. */
@@ -112,7 +100,7 @@ export async function* run(options: BenchOptions): AsyncIterable<BenchLine> {
   }
 }
 
-function line(c: string, metric: string, value: number, torch: TorchResult): BenchLine {
+function line(c: string, metric: string, value: number, torch: TorchPeerResult): BenchLine {
   return {
     bench: "trainer",
     case: c,
