@@ -24,6 +24,7 @@ import { Sgd } from "../core/train/optim.ts";
 import {
   type BenchLine,
   type BenchOptions,
+  imgPerSec,
   round1,
   runTorchPeer,
   type TorchPeerResult,
@@ -38,22 +39,6 @@ function torchPeer(width: number, steps: number): Promise<TorchPeerResult> {
     ...["--width", String(width), "--size", String(SIZE), "--batch", String(BATCH)],
     ...["--classes", String(CLASSES), "--steps", String(steps), "--threads", "2"],
   ]);
-}
-
-/** Images per second of `step` on batches of BATCH: one warm-up, then at least `minSteps`. */
-async function imgPerSec(
-  step: () => Promise<void> | void,
-  minSteps: number,
-  seconds: number,
-): Promise<number> {
-  await step();
-  let n = 0;
-  const t0 = performance.now();
-  while (n < minSteps || performance.now() - t0 < seconds * 1000) {
-    await step();
-    n++;
-  }
-  return (n * BATCH) / ((performance.now() - t0) / 1000);
 }
 
 /** Runs the engine benchmark. */
@@ -80,6 +65,7 @@ export async function* run(options: BenchOptions): AsyncIterable<BenchLine> {
     try {
       const train = await imgPerSec(
         () => void vggTrainStep(model, opt, x, labels, { dropoutSeed: seed++ }),
+        BATCH,
         minSteps,
         seconds,
       );
@@ -88,6 +74,7 @@ export async function* run(options: BenchOptions): AsyncIterable<BenchLine> {
       progress(`engine ${key}: wasm inference`);
       const infer = await imgPerSec(
         () => tf.tidy(() => void vggForward(model, x, { training: false }).output.dataSync()),
+        BATCH,
         minSteps,
         seconds,
       );
@@ -99,6 +86,7 @@ export async function* run(options: BenchOptions): AsyncIterable<BenchLine> {
       try {
         const ort = await imgPerSec(
           async () => void await session.run(input, [BATCH, SIZE, SIZE, 1]),
+          BATCH,
           minSteps,
           seconds,
         );

@@ -102,3 +102,23 @@ export async function runTorchPeer(script: string, args: string[]): Promise<Torc
   const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
   return JSON.parse(lines[lines.length - 1]) as TorchPeerResult;
 }
+
+/**
+ * Images per second of `step`, one batch of `batch` images per call: one untimed warm-up call,
+ * then at least `minSteps` timed calls and at least `seconds` of them.
+ */
+export async function imgPerSec(
+  step: () => Promise<void> | void,
+  batch: number,
+  minSteps: number,
+  seconds: number,
+): Promise<number> {
+  await step();
+  let n = 0;
+  const t0 = performance.now();
+  while (n < minSteps || performance.now() - t0 < seconds * 1000) {
+    await step();
+    n++;
+  }
+  return (n * batch) / ((performance.now() - t0) / 1000);
+}

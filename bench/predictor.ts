@@ -20,6 +20,7 @@ import type { PredictorData } from "../core/train/predictor_data.ts";
 import {
   type BenchLine,
   type BenchOptions,
+  imgPerSec,
   round1,
   runTorchPeer,
   type TorchPeerResult,
@@ -60,22 +61,6 @@ function syntheticData(): PredictorData {
   };
 }
 
-/** Images per second of `step` on batches of BATCH: one warm-up, then at least `minSteps`. */
-async function imgPerSec(
-  step: () => Promise<void> | void,
-  minSteps: number,
-  seconds: number,
-): Promise<number> {
-  await step();
-  let n = 0;
-  const t0 = performance.now();
-  while (n < minSteps || performance.now() - t0 < seconds * 1000) {
-    await step();
-    n++;
-  }
-  return (n * BATCH) / ((performance.now() - t0) / 1000);
-}
-
 /** Runs the predictor benchmark. */
 export async function* run(options: BenchOptions): AsyncIterable<BenchLine> {
   const progress = options.progress ?? ((m: string) => console.error(m));
@@ -98,6 +83,7 @@ export async function* run(options: BenchOptions): AsyncIterable<BenchLine> {
       progress(`predictor ${key}: wasm training`);
       const train = await imgPerSec(
         () => void trainer.step({ session: 0, rows }, seed++),
+        BATCH,
         minSteps,
         seconds,
       );
@@ -106,6 +92,7 @@ export async function* run(options: BenchOptions): AsyncIterable<BenchLine> {
       progress(`predictor ${key}: wasm Predict`);
       const infer = await imgPerSec(
         () => void predict(p, x, [BATCH, SIZE, SIZE, 1], BATCH),
+        BATCH,
         minSteps,
         seconds,
       );
@@ -116,6 +103,7 @@ export async function* run(options: BenchOptions): AsyncIterable<BenchLine> {
       try {
         const ort = await imgPerSec(
           async () => void await session.run(x, [BATCH, SIZE, SIZE, 1]),
+          BATCH,
           minSteps,
           seconds,
         );

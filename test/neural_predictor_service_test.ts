@@ -12,7 +12,7 @@ import { disposePredictor, loadPredictor, predict } from "../core/train/predicto
 import { RpcServer } from "../platform/rpc/server.ts";
 import { RpcClient } from "../platform/rpc/client.ts";
 import { FileStore } from "../platform/store/mod.ts";
-import type { Config } from "../platform/config/config.ts";
+import { testConfig } from "./fixtures/test_service.ts";
 import { OIP_PROTO, OIP_SERVICE, oipHandlers, OipRegistry } from "../platform/oip/oip.ts";
 import {
   decodeTensor,
@@ -32,20 +32,7 @@ import {
 
 await initBackend("wasm");
 
-const CONFIG: Config = {
-  host: "127.0.0.1",
-  port: 0,
-  store: "file:///tmp/unused",
-  maxMessageBytes: 64 * 1024 * 1024,
-  inlineLimitBytes: 4 * 1024 * 1024,
-  maxConnectionAgeMs: 0,
-  shutdownGraceMs: 2000,
-  deadlineMs: 60_000,
-  backend: "wasm",
-  logLevel: "error",
-  s3: { region: "us-east-1" },
-  otel: false,
-};
+const CONFIG = testConfig();
 
 const SIZE = 32;
 const SIM = simulateV1(pinkNoiseImages(160, 64, 3), {
