@@ -55,12 +55,9 @@ ctx.onmessage = async (e: MessageEvent<DpJob>) => {
   const names = [...params.keys()];
   const opt = new Sgd({ lr: 0.01, momentum: 0.75, weightDecay: 5e-4 });
   const x = tf.randomNormal([job.batch, job.size, job.size, 1], 0, 1, "float32", 1 + job.rank);
-  const y = tf.oneHot(
-    tf.tensor1d(
-      Array.from({ length: job.batch }, (_, i) => (i * 7 + job.rank) % job.classes),
-      "int32",
-    ),
-    job.classes,
+  const y = tf.tensor1d(
+    Array.from({ length: job.batch }, (_, i) => (i * 7 + job.rank) % job.classes),
+    "int32",
   );
   const ctl = new Int32Array(job.sab, 0, 2);
   const slots = Array.from(

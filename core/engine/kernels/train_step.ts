@@ -13,41 +13,29 @@
  * const model = createVgg({ width: 0.125, inChannels: 1, classes: 10, seed: 0 });
  * const opt = new Sgd({ lr: 0.01, momentum: 0.75, weightDecay: 5e-4 });
  * const x = tf.randomNormal([2, 32, 32, 1]);
- * const y = tf.oneHot([1, 2], 10);
+ * const y = tf.tensor1d([1, 2], "int32"); // class indices
  * const loss = vggTrainStep(model, opt, x, y, { dropoutSeed: 1 });
  * ```
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import {
-  type BnBatchStats,
   trainableParams,
   updateBnRunningStats,
   vggForward,
   type VggModel,
 } from "../../models/vgg.ts";
+import { crossEntropy } from "../../train/losses.ts";
 import type { Sgd } from "../../train/optim.ts";
 
-/** Training-mode forward pass (logits, or trunk features without a head) and BN batch stats. */
-export function vggForwardTrain(
-  model: VggModel,
-  x: tf.Tensor4D,
-  options: { dropoutSeed?: number } = {},
-): { output: tf.Tensor; bnStats: Map<string, BnBatchStats> } {
-  const r = vggForward(model, x, { training: true, dropoutSeed: options.dropoutSeed });
-  return { output: r.output, bnStats: r.bnStats };
-}
-
-/** Mean softmax cross-entropy of `logits` against one-hot `labels`. */
-export function crossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
-  return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
-}
-
-/** Loss and gradients of every trainable parameter for one batch (updates BN running stats). */
+/**
+ * Loss and gradients of every trainable parameter for one batch with integer class `labels`
+ * (updates BN running stats).
+ */
 export function vggLossAndGrads(
   model: VggModel,
   x: tf.Tensor,
-  labels: tf.Tensor,
+  labels: tf.Tensor1D,
   options: { dropoutSeed?: number } = {},
 ): { loss: tf.Scalar; grads: tf.NamedTensorMap } {
   const params = trainableParams(model);
@@ -55,9 +43,9 @@ export function vggLossAndGrads(
   const vars = names.map((n) => params.get(n)!);
   const { value, grads } = tf.tidy(() => {
     const r = tf.variableGrads(() => {
-      const f = vggForwardTrain(model, x as tf.Tensor4D, options);
+      const f = vggForward(model, x, { training: true, dropoutSeed: options.dropoutSeed });
       updateBnRunningStats(model, f.bnStats);
-      return crossEntropy(f.output, labels);
+      return crossEntropy(f.output as tf.Tensor2D, labels);
     }, vars);
     return r;
   });
@@ -74,7 +62,7 @@ export function vggTrainStep(
   model: VggModel,
   optimizer: Sgd,
   x: tf.Tensor,
-  labels: tf.Tensor,
+  labels: tf.Tensor1D,
   options: { dropoutSeed?: number } = {},
 ): number {
   const { loss, grads } = vggLossAndGrads(model, x, labels, options);
