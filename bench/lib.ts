@@ -80,12 +80,30 @@ export interface TorchPeerResult {
   infer_img_s: number;
 }
 
+/** What every PyTorch peer script takes. */
+export interface TorchPeerShape {
+  width: number;
+  size: number;
+  batch: number;
+  steps: number;
+}
+
 /**
- * Runs one of ../shared/bench's PyTorch scripts (e.g. `torch_vgg_train.py`) with `args` and returns
- * its JSON line. Python: `$COTRAIN_TORCH_PYTHON`, else Debian's /usr/bin/python3 (python3-torch).
- * Fails with an instruction when the peer cannot run: a benchmark never skips its peer.
+ * Runs one of ../shared/bench's PyTorch scripts (e.g. `torch_vgg_train.py`) at `shape` on 2
+ * threads, with the script's own `extra` flags, and returns its JSON line. Python:
+ * `$COTRAIN_TORCH_PYTHON`, else Debian's /usr/bin/python3 (python3-torch). Fails with an
+ * instruction when the peer cannot run: a benchmark never skips its peer.
  */
-export async function runTorchPeer(script: string, args: string[]): Promise<TorchPeerResult> {
+export async function runTorchPeer(
+  script: string,
+  shape: TorchPeerShape,
+  extra: string[] = [],
+): Promise<TorchPeerResult> {
+  const args = [
+    ...["--width", String(shape.width), "--size", String(shape.size)],
+    ...["--batch", String(shape.batch), "--steps", String(shape.steps), "--threads", "2"],
+    ...extra,
+  ];
   const path = new URL(`../../shared/bench/${script}`, import.meta.url).pathname;
   const python = Deno.env.get("COTRAIN_TORCH_PYTHON") ?? "/usr/bin/python3";
   const out = await new Deno.Command(python, {

@@ -31,9 +31,9 @@ const SIZE = 64;
 const NEURONS = 458;
 
 function torchPeer(width: number, steps: number): Promise<TorchPeerResult> {
-  return runTorchPeer("torch_readout_train.py", [
-    ...["--width", String(width), "--size", String(SIZE), "--batch", String(BATCH)],
-    ...["--neurons", String(NEURONS), "--steps", String(steps), "--threads", "2"],
+  return runTorchPeer("torch_readout_train.py", { width, size: SIZE, batch: BATCH, steps }, [
+    "--neurons",
+    String(NEURONS),
   ]);
 }
 

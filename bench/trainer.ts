@@ -32,9 +32,9 @@ const CLASSES = 200;
 const NEURONS = 64;
 
 function torchPeer(width: number, steps: number): Promise<TorchPeerResult> {
-  return runTorchPeer("torch_vgg_train.py", [
-    ...["--width", String(width), "--size", String(SIZE), "--batch", String(BATCH)],
-    ...["--classes", String(CLASSES), "--steps", String(steps), "--threads", "2"],
+  return runTorchPeer("torch_vgg_train.py", { width, size: SIZE, batch: BATCH, steps }, [
+    "--classes",
+    String(CLASSES),
   ]);
 }
 
