@@ -9,7 +9,7 @@ import { context, trace, TraceFlags } from "@opentelemetry/api";
 import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertRejectsCode } from "./assert.ts";
 import { startTestServer, testClient } from "./fixtures/test_service.ts";
-import { checkHealth } from "../platform/rpc/health.ts";
+import { checkHealth, serverInfo } from "../platform/rpc/health.ts";
 import { normalizeTarget } from "../platform/rpc/client.ts";
 import { decodeTensor, encodeTensor } from "../platform/tensor/tensor.ts";
 import { setLogSink } from "../platform/log/log.ts";
@@ -42,6 +42,17 @@ Deno.test("rpc: health flips from NOT_SERVING to SERVING and back on shutdown", 
     assertEquals(await checkHealth(server.address), "SERVING");
     assertEquals(await checkHealth(server.address, "cotrain.test.TestService"), "SERVING");
     await assertRejectsCode(checkHealth(server.address, "no.such.Service"), "NOT_FOUND");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("rpc: every response carries the server's info (e.g. its backend) as metadata", async () => {
+  const server = await startTestServer({ info: { backend: "wasm", replica: "r1" } });
+  try {
+    server.setServing(true);
+    assertEquals(await serverInfo(server.address), { backend: "wasm", replica: "r1" });
+    await stillAnswers(server.address);
   } finally {
     await server.shutdown();
   }

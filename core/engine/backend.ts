@@ -114,11 +114,13 @@ export async function initBackend(name?: string): Promise<BackendInfo> {
             "mesa-vulkan-drivers for a software one, or an NVIDIA driver)",
         );
       }
-      await importOptional(
-        "npm:@tensorflow/tfjs-backend-webgpu@4.22.0",
-        "Add it to deno.json's imports.",
-      );
-      detail = "navigator.gpu";
+      await import("@tensorflow/tfjs-backend-webgpu");
+      const info =
+        (adapter as { info?: { vendor?: string; architecture?: string; device?: string } })
+          .info;
+      detail = `navigator.gpu: ${
+        [info?.vendor, info?.architecture, info?.device].filter(Boolean).join(" ") || "adapter"
+      }`;
       break;
     }
   }

@@ -9,8 +9,10 @@
  * ```
  * @module
  */
+import * as grpc from "@grpc/grpc-js";
 import { CotrainError } from "../errors.ts";
 import { RpcClient } from "./client.ts";
+import { fromServiceError } from "./status.ts";
 
 /** A health client for `target`. */
 export function healthClient(target: string | string[]): RpcClient {
@@ -29,6 +31,40 @@ export async function checkHealth(target: string | string[], service = ""): Prom
   try {
     const res = await client.unary<{ status: string }>("Check", { service });
     return res.status;
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * What a server says about itself in the `cotrain-*` initial metadata of a health check (see
+ * `RpcServerOptions.info`), e.g. `{ backend: "wasm" }`.
+ */
+export async function serverInfo(target: string | string[]): Promise<Record<string, string>> {
+  const client = healthClient(target);
+  try {
+    return await new Promise((resolve, reject) => {
+      const raw = client.raw as unknown as {
+        Check(
+          req: unknown,
+          md: grpc.Metadata,
+          opts: grpc.CallOptions,
+          cb: (err: grpc.ServiceError | null) => void,
+        ): grpc.ClientUnaryCall;
+      };
+      const info: Record<string, string> = {};
+      const call = raw.Check(
+        { service: "" },
+        new grpc.Metadata(),
+        { deadline: new Date(Date.now() + 2000) },
+        (err) => err ? reject(fromServiceError(err, `health at ${target}`)) : resolve(info),
+      );
+      call.on("metadata", (md) => {
+        for (const [k, v] of Object.entries(md.getMap())) {
+          if (k.startsWith("cotrain-")) info[k.slice("cotrain-".length)] = String(v);
+        }
+      });
+    });
   } finally {
     client.close();
   }

@@ -85,6 +85,12 @@ export interface RpcServerOptions {
   log?: Logger;
   /** Extra grpc-js server options (tests). */
   grpcOptions?: grpc.ServerOptions;
+  /**
+   * Facts about this process worth telling every caller, e.g. `{ backend: "wasm" }`: logged at
+   * start and sent as initial metadata `cotrain-<key>` on every response (health checks included),
+   * so `grpcurl -v` or any client sees which engine answered.
+   */
+  info?: Record<string, string>;
 }
 
 /** How close to its deadline a client reset counts as DEADLINE_EXCEEDED rather than CANCELLED. */
@@ -100,6 +106,8 @@ export class RpcServer {
   readonly log: Logger;
   readonly health: HealthImplementation;
   readonly packageDefinition: protoLoader.PackageDefinition;
+  /** See {@linkcode RpcServerOptions.info}. */
+  readonly info: Record<string, string>;
   #server: grpc.Server;
   #serviceNames: string[];
   #port = 0;
@@ -116,7 +124,9 @@ export class RpcServer {
       options.includeDirs ?? [],
     );
     this.#serviceNames = Object.keys(options.services);
+    this.info = { ...options.info };
     this.#server = new grpc.Server({
+      interceptors: [infoInterceptor(this.info)],
       "grpc.max_receive_message_length": this.config.maxMessageBytes,
       "grpc.max_send_message_length": this.config.maxMessageBytes,
       ...(this.config.maxConnectionAgeMs > 0
@@ -161,6 +171,7 @@ export class RpcServer {
       services: this.#serviceNames,
       max_message_bytes: this.config.maxMessageBytes,
       store: this.config.store,
+      ...this.info,
     });
     return this.#port;
   }
@@ -378,6 +389,17 @@ export function installProcessGuards(log: Logger): void {
     e.preventDefault();
     log.error("uncaught error", { error: e.error ?? e.message });
   });
+}
+
+/** Adds `cotrain-<key>: value` for every entry of `info` to the initial metadata of each response. */
+function infoInterceptor(info: Record<string, string>): grpc.ServerInterceptor {
+  return (_method, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      sendMetadata: (md, next) => {
+        for (const [k, v] of Object.entries(info)) md.set(`cotrain-${k}`, v);
+        next(md);
+      },
+    });
 }
 
 /** Options of {@linkcode serve}. */

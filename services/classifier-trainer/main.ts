@@ -14,7 +14,7 @@ export const DEFAULT_PORT = 50052;
 
 if (import.meta.main) {
   const config = loadConfig(undefined, { defaultPort: DEFAULT_PORT });
-  await initBackend(config.backend);
+  const engine = await initBackend(config.backend);
   const store = openStore(config.store);
   const registry = new OipRegistry();
   await serve({
@@ -25,5 +25,6 @@ if (import.meta.main) {
       [OIP_SERVICE]: oipHandlers(registry, { name: "classifier-trainer", version: "0.1.0" }),
     },
     config,
+    info: { backend: engine.name },
   });
 }

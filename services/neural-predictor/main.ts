@@ -24,7 +24,7 @@ export const VERSION = "0.1.0";
 
 if (import.meta.main) {
   const config = loadConfig(undefined, { defaultPort: DEFAULT_PORT });
-  await initBackend(config.backend);
+  const engine = await initBackend(config.backend);
   const store = openStore(config.store);
   const registry = new OipRegistry();
   const models = new NeuralPredictorModels(store, registry);
@@ -40,5 +40,6 @@ if (import.meta.main) {
       [OIP_SERVICE]: oipHandlers(registry, { name: "neural-predictor", version: VERSION }),
     },
     config,
+    info: { backend: engine.name },
   });
 }
