@@ -4,11 +4,10 @@
  * [-1,1]^2 (x, y), in training jittered per image by sigma_n * eps with eps ~ N(0,1), and weights
  * the channels there by f_{c,n}; output ELU(y - 1) + 1.
  *
- * Bilinear sampling (align_corners = true, zero padding) is written separably: with pixel
- * coordinates px = (g + 1) / 2 * (W - 1), the weight of column j is max(0, 1 - |px - j|), and the
- * same for rows, so it needs no gather (whose gradient tfjs' wasm backend lacks), and the channel
- * weights are applied first, as one large matrix product. Gradients reach the features, mu and
- * sigma.
+ * Bilinear sampling (align_corners = true, zero padding) and the channel weighting are
+ * core/engine/kernels/ops.ts's `readoutSample`: on the wasm backend one kernel each way reading the
+ * 4 pixels around each neuron's position; elsewhere plain tfjs ops. Gradients reach the features,
+ * mu and sigma.
  *
  * @example
  * ```ts
@@ -22,6 +21,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { axisWeights, fusedKernelsActive, readoutSample } from "../engine/kernels/ops.ts";
 
 /** Settings of one readout. */
 export interface ReadoutConfig {
@@ -85,15 +85,6 @@ export interface ReadoutOptions {
   sampleSeed?: number;
 }
 
-/**
- * Separable bilinear weights along one axis: coords [..., N] in [-1, 1] -> [..., N, size] with
- * max(0, 1 - |px - j|), px = (g + 1) / 2 * (size - 1) (align_corners = true, zero padding).
- */
-function axisWeights(coords: tf.Tensor, size: number): tf.Tensor {
-  const px = tf.expandDims(tf.mul(tf.add(coords, 1), (size - 1) / 2), -1);
-  return tf.relu(tf.sub(1, tf.abs(tf.sub(px, tf.range(0, size, 1, "float32")))));
-}
-
 /** The grid [B, N, 2] the readout samples at: mu (eval) or clamp(mu + sigma * eps) (training). */
 export function readoutGrid(
   readout: GaussianReadout,
@@ -113,10 +104,9 @@ export function readoutGrid(
 /**
  * Responses [B, N] of the readout on a feature map x [B, H, W, C].
  *
- * Computed channels-first: Z = x @ f ([B*H*W, C] x [C, N], one dense matrix product), then each
- * neuron's bilinear weights over its column of Z. The same sum as sampling first and weighting the
- * channels after (sum_c f_cn sum_hw w_n,hw x_hw,c), but one large GEMM instead of B small batched
- * products and a [B, N, W, C] intermediate: 5-10x faster on wasm for hundreds of neurons.
+ * The sampling and channel weighting is core/engine/kernels/ops.ts's `readoutSample` (one wasm
+ * kernel each way on the wasm backend). In eval mode on other backends every image shares the
+ * weights at mu, so the plain-op path builds them once ([HW, N]) instead of per image.
  */
 export function gaussianReadout(
   readout: GaussianReadout,
@@ -129,26 +119,24 @@ export function gaussianReadout(
   }
   const n = readout.config.neurons;
   return tf.tidy(() => {
-    const z = tf.reshape(tf.matMul(tf.reshape(x, [b * h * w, c]), readout.features), [b, h * w, n]);
-    let wt: tf.Tensor;
-    if (!options.training) {
+    let y: tf.Tensor;
+    if (!options.training && !fusedKernelsActive()) {
+      const z = tf.reshape(tf.matMul(tf.reshape(x, [b * h * w, c]), readout.features), [
+        b,
+        h * w,
+        n,
+      ]);
       const mu = tf.clipByValue(readout.mu, -1, 1); // [N, 2] as (x, y)
       const [gx, gy] = tf.split(mu, 2, 1).map((t) => tf.squeeze(t, [1]));
       const wgt = tf.mul(
         tf.expandDims(axisWeights(gy, h), 2),
         tf.expandDims(axisWeights(gx, w), 1),
       );
-      wt = tf.transpose(tf.reshape(wgt, [n, h * w])); // [HW, N], the same for every image
+      const wt = tf.transpose(tf.reshape(wgt, [n, h * w])); // [HW, N], the same for every image
+      y = tf.sum(tf.mul(z, wt), 1);
     } else {
-      const grid = readoutGrid(readout, b, options); // [B, N, 2]
-      const [gx, gy] = tf.split(grid, 2, 2).map((t) => tf.squeeze(t, [2]));
-      const wgt = tf.mul(
-        tf.expandDims(axisWeights(gy, h), 3),
-        tf.expandDims(axisWeights(gx, w), 2),
-      );
-      wt = tf.transpose(tf.reshape(wgt, [b, n, h * w]), [0, 2, 1]); // [B, HW, N]
+      y = readoutSample(x, readoutGrid(readout, b, options), readout.features);
     }
-    const y = tf.sum(tf.mul(z, wt), 1);
     return tf.add(tf.elu(tf.sub(tf.add(y, readout.bias), 1)), 1) as tf.Tensor2D;
   });
 }

@@ -753,3 +753,138 @@ void sgd_momentum(const float* w, const float* m, const float* g, float* w_out, 
     w_out[i] = w[i] - lr * mv;
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Gaussian readout, sampling first (SPEC.md section 3; core/models/readout.ts): for image b and
+// neuron n, the bilinear sample (align_corners = true, zero padding) of x[b] [H,W,C] at
+// grid[b,n] = (gx, gy) in [-1,1] (px = (gx+1)/2 (W-1), py = (gy+1)/2 (H-1)), dotted with the
+// neuron's channel weights: y[b,n] = sum_c f[c,n] sum_k w_k x[b, corner_k, c]. Four pixels per
+// neuron instead of a dense [B*H*W, C] x [C, N] product over every pixel. The bilinear weight of
+// pixel j on an axis is max(0, 1 - |p - j|); its derivative (for the grid gradient) is -1 for
+// p > j and +1 for p <= j where the weight is > 0, else 0: what tfjs' relu and abs gradients give
+// the plain-op path (relu'(0) = 0, abs'(0) = -1), so both paths agree even at pixel centres.
+// p = (g + 1) * ((size - 1) / 2) in this order, as the plain-op path rounds it.
+//
+// scratch (floats): fT [N*C] (f transposed), zero row [C], trash row [C]; the backward kernel
+// also dfT [N*C]. Corners outside the image read the zero row and write the trash row.
+
+struct corner4 {
+  const float* x[4];
+  float w[4];   // bilinear weights (wy * wx)
+  float dx[4];  // d weight / d px (wy * dwx)
+  float dy[4];  // d weight / d py (dwy * wx)
+  int in[4];    // pixel offset (in floats) of the corner in the image, or -1 when outside
+};
+
+static inline float floorf_(float v) {
+  float t = (float)(int)v;
+  return t > v ? t - 1.0f : t;
+}
+
+static inline __attribute__((always_inline)) void axis2(float p, int size, int* j, float* w, float* d) {
+  float j0 = floorf_(p);
+  for (int k = 0; k < 2; k++) {
+    float jj = j0 + (float)k;
+    float diff = p - jj;
+    float a = diff < 0 ? -diff : diff;
+    float wt = 1.0f - a;
+    int valid = wt > 0.0f && jj >= 0.0f && jj <= (float)(size - 1);
+    j[k] = valid ? (int)jj : -1;
+    w[k] = valid ? wt : 0.0f;
+    d[k] = valid ? (diff > 0 ? -1.0f : 1.0f) : 0.0f;
+  }
+}
+
+static inline __attribute__((always_inline)) void corners(float gx, float gy, int H, int W, int C, struct corner4* q) {
+  int jx[2], jy[2];
+  float wx[2], wy[2], dwx[2], dwy[2];
+  axis2((gx + 1.0f) * ((float)(W - 1) * 0.5f), W, jx, wx, dwx);
+  axis2((gy + 1.0f) * ((float)(H - 1) * 0.5f), H, jy, wy, dwy);
+  for (int a = 0; a < 2; a++) {
+    for (int b = 0; b < 2; b++) {
+      int k = a * 2 + b;
+      int ok = jy[a] >= 0 && jx[b] >= 0;
+      q->in[k] = ok ? (jy[a] * W + jx[b]) * C : -1;
+      q->w[k] = wy[a] * wx[b];
+      q->dx[k] = wy[a] * dwx[b];
+      q->dy[k] = dwy[a] * wx[b];
+    }
+  }
+}
+
+EXPORT(readout_fwd)
+void readout_fwd(const float* x, const float* grid, const float* f, float* y, float* scratch,
+                 int B, int H, int W, int C, int N) {
+  float* fT = scratch;
+  float* zero = fT + N * C;
+  transpose2d(f, fT, C, N);
+  zero_f32(zero, C);
+  struct corner4 q;
+  for (int b = 0; b < B; b++) {
+    const float* xb = x + b * H * W * C;
+    for (int n = 0; n < N; n++) {
+      const float* g = grid + (b * N + n) * 2;
+      corners(g[0], g[1], H, W, C, &q);
+      const float* p0 = q.in[0] >= 0 ? xb + q.in[0] : zero;
+      const float* p1 = q.in[1] >= 0 ? xb + q.in[1] : zero;
+      const float* p2 = q.in[2] >= 0 ? xb + q.in[2] : zero;
+      const float* p3 = q.in[3] >= 0 ? xb + q.in[3] : zero;
+      const float* fn = fT + n * C;
+      float acc = 0.0f;
+      for (int c = 0; c < C; c++) {
+        float s = q.w[0] * p0[c] + q.w[1] * p1[c] + q.w[2] * p2[c] + q.w[3] * p3[c];
+        acc += s * fn[c];
+      }
+      y[b * N + n] = acc;
+    }
+  }
+}
+
+// Gradients of readout_fwd for dy [B,N]: dx [B,H,W,C], dgrid [B,N,2], df [C,N].
+EXPORT(readout_bwd)
+void readout_bwd(const float* dy, const float* x, const float* grid, const float* f, float* dx,
+                 float* dgrid, float* df, float* scratch, int B, int H, int W, int C, int N) {
+  float* fT = scratch;
+  float* dfT = fT + N * C;
+  float* zero = dfT + N * C;
+  float* trash = zero + C;
+  transpose2d(f, fT, C, N);
+  zero_f32(dfT, N * C);
+  zero_f32(zero, C);
+  zero_f32(dx, B * H * W * C);
+  struct corner4 q;
+  float sx = 0.5f * (float)(W - 1), sy = 0.5f * (float)(H - 1);
+  for (int b = 0; b < B; b++) {
+    const float* xb = x + b * H * W * C;
+    float* dxb = dx + b * H * W * C;
+    for (int n = 0; n < N; n++) {
+      const float* g = grid + (b * N + n) * 2;
+      float gn = dy[b * N + n];
+      corners(g[0], g[1], H, W, C, &q);
+      const float* p[4];
+      float* d[4];
+      for (int k = 0; k < 4; k++) {
+        p[k] = q.in[k] >= 0 ? xb + q.in[k] : zero;
+        d[k] = q.in[k] >= 0 ? dxb + q.in[k] : trash;
+      }
+      const float* fn = fT + n * C;
+      float* dfn = dfT + n * C;
+      float apx = 0.0f, apy = 0.0f;
+      for (int c = 0; c < C; c++) {
+        float x0 = p[0][c], x1 = p[1][c], x2 = p[2][c], x3 = p[3][c];
+        float s = q.w[0] * x0 + q.w[1] * x1 + q.w[2] * x2 + q.w[3] * x3;
+        dfn[c] += gn * s;
+        float ds = gn * fn[c];
+        d[0][c] += q.w[0] * ds;
+        d[1][c] += q.w[1] * ds;
+        d[2][c] += q.w[2] * ds;
+        d[3][c] += q.w[3] * ds;
+        apx += ds * (q.dx[0] * x0 + q.dx[1] * x1 + q.dx[2] * x2 + q.dx[3] * x3);
+        apy += ds * (q.dy[0] * x0 + q.dy[1] * x1 + q.dy[2] * x2 + q.dy[3] * x3);
+      }
+      dgrid[(b * N + n) * 2] = apx * sx;
+      dgrid[(b * N + n) * 2 + 1] = apy * sy;
+    }
+  }
+  transpose2d(dfT, df, N, C);
+}

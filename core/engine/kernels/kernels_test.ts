@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { assert, assertEquals } from "../../../test/assert.ts";
 import { initBackend } from "../backend.ts";
 import { onBoth, rand, relErr } from "./_test_util.ts";
-import { biasBatchNormRelu } from "./ops.ts";
+import { biasBatchNormRelu, readoutSample } from "./ops.ts";
 import { Sgd } from "../../train/optim.ts";
 import { setDirectConv, setFilterGradMode, setIm2colChunkFloats } from "./register.ts";
 import { KERNELS_SOURCE_SHA256 } from "./kernels_wasm.ts";
@@ -184,6 +184,38 @@ Deno.test("kernels: fused bias + batch norm + ReLU matches tf.moments + batchNor
     const scale = Math.max(...ref[5].map(Math.abs)) + Math.max(...ref[3].map(Math.abs));
     for (const v of [...got[6], ...ref[6]]) {
       assert(Math.abs(v) <= 1e-4 * scale, `${shape} dbias ${v}`);
+    }
+  }
+});
+
+Deno.test("kernels: Gaussian readout sampling and its gradients match the cpu backend", async () => {
+  // grids inside, on pixel centres (a 0 derivative on both paths), on the border and outside
+  const cases = [
+    { b: 2, h: 5, w: 7, c: 3, n: 4 },
+    { b: 3, h: 16, w: 16, c: 8, n: 11 },
+    { b: 1, h: 4, w: 9, c: 5, n: 6 },
+    { b: 4, h: 8, w: 6, c: 32, n: 40 },
+  ];
+  for (const [i, k] of cases.entries()) {
+    const gridData = Array.from(rand([k.b, k.n, 2], 40 + i).dataSync(), (v, j) => {
+      if (j % 7 === 0) return -1 + 2 * Math.round(((v + 1) / 2) * (k.w - 1)) / (k.w - 1);
+      if (j % 11 === 0) return j % 2 ? 1 : -1;
+      if (j % 13 === 0) return v * 1.3;
+      return v;
+    });
+    const [ref, got] = await onBoth(() => {
+      const x = rand([k.b, k.h, k.w, k.c], 10 + i);
+      const grid = tf.tensor3d(gridData, [k.b, k.n, 2]);
+      const f = rand([k.c, k.n], 20 + i);
+      const dy = rand([k.b, k.n], 30 + i);
+      const y = readoutSample(x, grid, f);
+      const g = tf.grads((a, gr, ff) => tf.sum(tf.mul(readoutSample(a, gr, ff), dy)))([x, grid, f]);
+      return [y, ...g];
+    });
+    const names = ["y", "dx", "dgrid", "dfeatures"];
+    for (let j = 0; j < 4; j++) {
+      const e = relErr(got[j], ref[j]);
+      assert(e <= TOL, `case ${i} ${names[j]}: rel err ${e}`);
     }
   }
 });

@@ -39,6 +39,10 @@ export const BN_RELU = "CotrainBnRelu";
 export const BN_RELU_GRAD = "CotrainBnReluGrad";
 /** Name of the fused SGD momentum update kernel (outputs: new weights, new momentum). */
 export const SGD_MOMENTUM = "CotrainSgdMomentum";
+/** Kernel name of the Gaussian readout's sampling + channel weighting (see ops.ts readoutSample). */
+export const READOUT = "CotrainGaussianReadout";
+/** Kernel name of its gradient (dx, dgrid, dfeatures). */
+export const READOUT_GRAD = "CotrainGaussianReadoutGrad";
 
 const BACKEND = "wasm";
 /**
@@ -484,6 +488,73 @@ function sgdMomentum(args: Args): TensorInfo[] {
   return [wOut, mOut];
 }
 
+/** Shapes of a readout call: x [B,H,W,C], grid [B,N,2], features [C,N]. */
+function readoutDims(x: TensorInfo, grid: TensorInfo, f: TensorInfo): number[] {
+  checkFloat(x, grid, f);
+  need(x.shape.length === 4, `GaussianReadout: x must be [B,H,W,C]; got [${x.shape}]`);
+  const [b, h, w, c] = x.shape;
+  const n = f.shape[1];
+  need(
+    f.shape.length === 2 && f.shape[0] === c,
+    `GaussianReadout: features must be [${c},N]; got [${f.shape}]`,
+  );
+  need(
+    grid.shape.length === 3 && grid.shape[0] === b && grid.shape[1] === n && grid.shape[2] === 2,
+    `GaussianReadout: grid must be [${b},${n},2]; got [${grid.shape}]`,
+  );
+  return [b, h, w, c, n];
+}
+
+function readout(args: Args): TensorInfo {
+  const backend = args.backend as unknown as WasmBackend;
+  const { x, grid, features } = args.inputs as Record<string, TensorInfo>;
+  const [b, h, w, c, n] = readoutDims(x, grid, features);
+  const heap = heapOf(backend);
+  const y = backend.makeOutput([b, n], "float32");
+  withScratch(heap, (n * c + c) * 4, (s) =>
+    heap.k.readout_fwd(
+      ptr(backend, x),
+      ptr(backend, grid),
+      ptr(backend, features),
+      ptr(backend, y),
+      s,
+      b,
+      h,
+      w,
+      c,
+      n,
+    ));
+  return y;
+}
+
+function readoutGrad(args: Args): TensorInfo[] {
+  const backend = args.backend as unknown as WasmBackend;
+  const { dy, x, grid, features } = args.inputs as Record<string, TensorInfo>;
+  const [b, h, w, c, n] = readoutDims(x, grid, features);
+  checkFloat(dy);
+  const heap = heapOf(backend);
+  const dx = backend.makeOutput(x.shape, "float32");
+  const dgrid = backend.makeOutput(grid.shape, "float32");
+  const df = backend.makeOutput(features.shape, "float32");
+  withScratch(heap, (2 * n * c + 2 * c) * 4, (s) =>
+    heap.k.readout_bwd(
+      ptr(backend, dy),
+      ptr(backend, x),
+      ptr(backend, grid),
+      ptr(backend, features),
+      ptr(backend, dx),
+      ptr(backend, dgrid),
+      ptr(backend, df),
+      s,
+      b,
+      h,
+      w,
+      c,
+      n,
+    ));
+  return [dx, dgrid, df];
+}
+
 /** Sum over the leading axes (bias gradients) in wasm; anything else goes to tfjs' Sum. */
 function makeSum(original: KernelFunc): KernelFunc {
   return (args: Args) => {
@@ -541,6 +612,8 @@ export function registerWasmKernels(): void {
   replace(BN_RELU, bnRelu as unknown as KernelFunc);
   replace(BN_RELU_GRAD, bnReluGrad as unknown as KernelFunc);
   replace(SGD_MOMENTUM, sgdMomentum as unknown as KernelFunc);
+  replace(READOUT, readout as unknown as KernelFunc);
+  replace(READOUT_GRAD, readoutGrad as unknown as KernelFunc);
   const identity = tf.getKernel("Identity", BACKEND);
   if (identity) replace("Identity", makeIdentity(identity.kernelFunc), identity.setupFunc);
   const sum = tf.getKernel("Sum", BACKEND);
@@ -559,6 +632,20 @@ export function registerWasmKernels(): void {
         attrs,
       ) as tf.Tensor[];
       return { x: () => dx, bias: () => dbias, gamma: () => dgamma, beta: () => dbeta };
+    },
+  });
+  tf.registerGradient({
+    kernelName: READOUT,
+    inputsToSave: ["x", "grid", "features"],
+    gradFunc: (dys, saved) => {
+      const dy = Array.isArray(dys) ? dys[0] : dys;
+      const [x, grid, features] = saved;
+      const [dx, dgrid, df] = tf.engine().runKernel(
+        READOUT_GRAD,
+        { dy, x, grid, features } as unknown as tf.NamedTensorMap,
+        {},
+      ) as tf.Tensor[];
+      return { x: () => dx, grid: () => dgrid, features: () => df };
     },
   });
   registered = true;

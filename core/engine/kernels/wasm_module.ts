@@ -145,6 +145,33 @@ export interface KernelExports {
     eps: number,
   ): void;
   colsum(x: number, out: number, scratch: number, m: number, c: number): void;
+  readout_fwd(
+    x: number,
+    grid: number,
+    f: number,
+    y: number,
+    scratch: number,
+    b: number,
+    h: number,
+    w: number,
+    c: number,
+    n: number,
+  ): void;
+  readout_bwd(
+    dy: number,
+    x: number,
+    grid: number,
+    f: number,
+    dx: number,
+    dgrid: number,
+    df: number,
+    scratch: number,
+    b: number,
+    h: number,
+    w: number,
+    c: number,
+    n: number,
+  ): void;
   add_inplace(dst: number, src: number, n: number): void;
   sgd_momentum(
     w: number,
