@@ -1,0 +1,205 @@
+/**
+ * The gradient of a reconstruction loss as an ONNX graph, run on onnxruntime-node (its CPU build
+ * is several times faster than the tfjs wasm backend on wide convolutions; DESIGN.md "Compute").
+ *
+ * For a VGG trunk up to `layer` in eval mode (BatchNorm folded into the convolutions) and a fixed
+ * target activation t, the graph takes x `[R, C, H, W]` (NCHW) and gives
+ *
+ * - `grad`: d/dx sum_rows ||f(x) - t||^2, written out by hand (reverse mode): `2 (f - t)`, then per
+ *   layer backwards: ReLU' (pre-activation > 0), ConvTranspose with the same weights (the input
+ *   gradient of a stride-1, pad-1 convolution), and for a 2x2 max-pool the gradient routed to the
+ *   window's elements that equal the maximum (nearest upsampling + Equal; ties other than at zero
+ *   have probability zero, and a zero after ReLU gets no gradient anyway; an odd row/column that
+ *   the pool drops gets none);
+ * - `loss`: ||f(x) - t||^2 per row `[R]`.
+ *
+ * The features graph (no target) gives `features` `[R, C', h, w]`, to compute t from x0.
+ *
+ * @example
+ * ```ts
+ * import { initBackend } from "../engine/backend.ts";
+ * import { createVgg } from "../models/vgg.ts";
+ * import { exportFeaturesOnnx } from "./onnx_grad.ts";
+ * await initBackend("cpu");
+ * const vgg = createVgg({ width: 0.125, inChannels: 1, classes: 0, seed: 0 });
+ * const bytes = exportFeaturesOnnx(vgg, "conv2_1", [2, 1, 16, 16]);
+ * console.log(bytes.length > 0); // true
+ * ```
+ * @module
+ */
+import * as ort from "onnxruntime-node";
+import { CoreError } from "../errors.ts";
+import type { VggModel } from "../models/vgg.ts";
+import { OnnxGraph } from "../engine/onnx/graph.ts";
+import { foldBatchNorm } from "../engine/onnx/vgg.ts";
+
+type Shape4 = [number, number, number, number];
+
+function read(model: VggModel, name: string): Float32Array {
+  const v = model.params.get(name);
+  if (!v) throw CoreError.invalidArgument(`model: no parameter ${name}`);
+  return v.dataSync() as Float32Array;
+}
+
+interface Trace {
+  kind: "conv" | "pool";
+  /** conv: weight initializer, pre-activation; pool: its input and output. */
+  weight?: string;
+  pre?: string;
+  input: string;
+  output: string;
+  inShape: Shape4;
+  outShape: Shape4;
+}
+
+/** Adds the folded forward trunk on `x`; returns the per-layer trace and the output's shape. */
+function forward(g: OnnxGraph, model: VggModel, layer: string, x: string, shape: Shape4) {
+  const trace: Trace[] = [];
+  let h = x;
+  let s: Shape4 = shape;
+  let found = false;
+  for (const l of model.layers) {
+    if (l.kind === "conv") {
+      const w = model.params.get(`${l.name}.weight`)!;
+      const f = foldBatchNorm(read(model, `${l.name}.weight`), w.shape as Shape4, {
+        bias: read(model, `${l.name}.bias`),
+        gamma: read(model, `${l.name}.bn.weight`),
+        beta: read(model, `${l.name}.bn.bias`),
+        mean: read(model, `${l.name}.bn.running_mean`),
+        variance: read(model, `${l.name}.bn.running_var`),
+      });
+      const wn = g.initializer(`${l.name}.weight`, f.weight, f.dims);
+      const bn = g.initializer(`${l.name}.bias`, f.bias, [f.dims[0]]);
+      const pre = g.node("Conv", [h, wn, bn], {
+        kernel_shape: [3, 3],
+        pads: [1, 1, 1, 1],
+        strides: [1, 1],
+      }, `${l.name}.pre`);
+      const out = g.node("Relu", [pre], {}, l.name);
+      const outShape: Shape4 = [s[0], f.dims[0], s[2], s[3]];
+      trace.push({ kind: "conv", weight: wn, pre, input: h, output: out, inShape: s, outShape });
+      h = out;
+      s = outShape;
+    } else {
+      const out = g.node("MaxPool", [h], { kernel_shape: [2, 2], strides: [2, 2] }, l.name);
+      const outShape: Shape4 = [s[0], s[1], Math.floor(s[2] / 2), Math.floor(s[3] / 2)];
+      trace.push({ kind: "pool", input: h, output: out, inShape: s, outShape });
+      h = out;
+      s = outShape;
+    }
+    if (l.name === layer) {
+      found = true;
+      break;
+    }
+  }
+  if (!found) throw CoreError.invalidArgument(`layer: unknown layer ${layer}`);
+  return { trace, features: h, shape: s };
+}
+
+/** The features graph: input `x` NCHW `shape`, output `features` NCHW. */
+export function exportFeaturesOnnx(model: VggModel, layer: string, shape: Shape4): Uint8Array {
+  const g = new OnnxGraph();
+  g.input("x", shape);
+  const f = forward(g, model, layer, "x", shape);
+  g.output(f.features, "features", f.shape);
+  return g.toModel({ name: "cotrain-features" });
+}
+
+/** Nearest 2x upsampling of `t` [R, C, h, w] to [R, C, H, W] (extra odd row/column: `pad`). */
+function upsample2(g: OnnxGraph, t: string, small: Shape4, big: Shape4, pad: number): string {
+  const [r, c, h, w] = small;
+  let u = g.node("Reshape", [t, g.int64("shape6", [r, c, h, 1, w, 1])]);
+  u = g.node("Expand", [u, g.int64("shape6x", [r, c, h, 2, w, 2])]);
+  u = g.node("Reshape", [u, g.int64("shape4", [r, c, 2 * h, 2 * w])]);
+  const dh = big[2] - 2 * h;
+  const dw = big[3] - 2 * w;
+  if (dh > 0 || dw > 0) {
+    u = g.node("Pad", [
+      u,
+      g.int64("pads", [0, 0, 0, 0, 0, 0, dh, dw]),
+      g.initializer("padv", new Float32Array([pad]), []),
+    ], {
+      mode: "constant",
+    });
+  }
+  return u;
+}
+
+/**
+ * The gradient graph for target `target` (NCHW, the features of x0 repeated per row): input `x`
+ * NCHW `shape`, outputs `grad` (same shape) and `loss` `[R]`.
+ */
+export function exportReconstructionGradOnnx(
+  model: VggModel,
+  layer: string,
+  shape: Shape4,
+  target: Float32Array,
+): Uint8Array {
+  const g = new OnnxGraph();
+  g.input("x", shape);
+  const f = forward(g, model, layer, "x", shape);
+  const n = f.shape.reduce((a, b) => a * b, 1);
+  if (target.length !== n) {
+    throw CoreError.invalidArgument(`target: ${target.length} values; features have ${n}`);
+  }
+  const t = g.initializer("target", target, f.shape);
+  const diff = g.node("Sub", [f.features, t], {}, "diff");
+  g.output(g.node("ReduceSumSquare", [diff], { axes: [1, 2, 3], keepdims: 0 }), "loss", [shape[0]]);
+  const zero = g.initializer("zero", new Float32Array([0]), []);
+  let grad = g.node("Mul", [diff, g.initializer("two", new Float32Array([2]), [])]);
+  for (let i = f.trace.length - 1; i >= 0; i--) {
+    const l = f.trace[i];
+    if (l.kind === "conv") {
+      const pos = g.node("Greater", [l.pre!, zero]);
+      const gp = g.node("Where", [pos, grad, zero]);
+      grad = g.node("ConvTranspose", [gp, l.weight!], {
+        kernel_shape: [3, 3],
+        pads: [1, 1, 1, 1],
+        strides: [1, 1],
+      });
+    } else {
+      const maxUp = upsample2(g, l.output, l.outShape, l.inShape, -3.0e38);
+      const gradUp = upsample2(g, grad, l.outShape, l.inShape, 0);
+      const isMax = g.node("Equal", [l.input, maxUp]);
+      grad = g.node("Where", [isMax, gradUp, zero]);
+    }
+  }
+  g.output(grad, "grad", shape);
+  return g.toModel({ name: "cotrain-reconstruction-grad" });
+}
+
+/** An onnxruntime session of one of these graphs (input `x`, float32 outputs by name). */
+export interface GradSession {
+  run(x: Float32Array): Promise<Record<string, Float32Array>>;
+  release(): Promise<void>;
+}
+
+/** Opens a session on `bytes` for input shape `shape` with `threads` intra-op threads. */
+export async function openGradSession(
+  bytes: Uint8Array,
+  shape: Shape4,
+  threads = Math.max(1, navigator.hardwareConcurrency ?? 1),
+): Promise<GradSession> {
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(bytes, {
+      executionProviders: ["cpu"],
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: "sequential",
+      graphOptimizationLevel: "all",
+      extra: { session: { intra_op: { allow_spinning: "0" } } },
+    });
+  } catch (err) {
+    throw CoreError.internal(`onnx: cannot load the gradient graph: ${(err as Error).message}`);
+  }
+  return {
+    async run(x) {
+      const res = await session.run({ x: new ort.Tensor("float32", x, shape) });
+      const out: Record<string, Float32Array> = {};
+      for (const name of session.outputNames) out[name] = res[name].data as Float32Array;
+      return out;
+    },
+    release: () => session.release(),
+  };
+}
