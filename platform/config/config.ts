@@ -60,6 +60,9 @@ const schema = z.object({
   OTEL_DENO: boolFrom.default(false),
 });
 
+/** The environment variables {@linkcode loadConfig} reads. */
+export const ENV_VARS: readonly string[] = Object.keys(schema.shape);
+
 /** The validated configuration of one process. */
 export interface Config {
   host: string;
