@@ -21,6 +21,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { rngFor } from "../random.ts";
 import { axisWeights, fusedKernelsActive, readoutSample } from "../engine/kernels/ops.ts";
 
 /** Settings of one readout. */
@@ -55,10 +56,13 @@ export function createGaussianReadout(config: ReadoutConfig): GaussianReadout {
   const { neurons: n, channels: c, seed } = config;
   const muRange = config.initMuRange ?? 0.3;
   const sigmaMax = config.initSigma ?? 0.6;
+  const rng = rngFor(seed, "gaussian-readout-init");
+  const mu = Float32Array.from({ length: n * 2 }, () => rng.uniform(-muRange, muRange));
+  const sigma = Float32Array.from({ length: n * 2 }, () => rng.uniform(0, sigmaMax));
   return {
     config,
-    mu: tf.variable(tf.randomUniform([n, 2], -muRange, muRange, "float32", seed * 10 + 1)),
-    sigma: tf.variable(tf.randomUniform([n, 2], 0, sigmaMax, "float32", seed * 10 + 2)),
+    mu: tf.variable(tf.tensor2d(mu, [n, 2])),
+    sigma: tf.variable(tf.tensor2d(sigma, [n, 2])),
     features: tf.variable(tf.fill([c, n], 1 / c)),
     bias: tf.variable(tf.zeros([n])),
   };
@@ -81,7 +85,11 @@ export function clampReadout(readout: GaussianReadout): void {
 export interface ReadoutOptions {
   /** Training: sample the grid around mu per image; eval: read at mu. */
   training: boolean;
-  /** Seed of the eps draw (training). */
+  /**
+   * Seed of the eps draw (training): eps comes from core/random.ts' stream of this seed, so the
+   * same seed gives the same grid in every process (0 is a seed like any other; tfjs'
+   * randomNormal would draw from Math.random for it).
+   */
   sampleSeed?: number;
 }
 
@@ -95,7 +103,9 @@ export function readoutGrid(
     const n = readout.config.neurons;
     const mu = tf.expandDims(tf.clipByValue(readout.mu, -1, 1), 0);
     if (!options.training) return tf.tile(mu, [batch, 1, 1]) as tf.Tensor3D;
-    const eps = tf.randomNormal([batch, n, 2], 0, 1, "float32", options.sampleSeed ?? 0);
+    const draws = new Float32Array(batch * n * 2);
+    rngFor(options.sampleSeed ?? 0, "gaussian-readout-eps").fillNormal(draws);
+    const eps = tf.tensor3d(draws, [batch, n, 2]);
     const sigma = tf.expandDims(tf.relu(readout.sigma), 0);
     return tf.clipByValue(tf.add(mu, tf.mul(sigma, eps)), -1, 1) as tf.Tensor3D;
   });

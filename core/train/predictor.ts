@@ -71,6 +71,7 @@ import {
   takeRows,
 } from "./predictor_data.ts";
 import { SPLIT } from "../data/v1_arrays.ts";
+import { rngFor } from "../random.ts";
 
 /** What defines a predictor (stored in its checkpoints). */
 export interface PredictorConfig {
@@ -419,26 +420,6 @@ export interface TrainSummary {
   lr: number;
 }
 
-/** A tiny seeded PRNG (mulberry32) for shuffles. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function shuffle<T>(xs: T[], rnd: () => number): T[] {
-  for (let i = xs.length - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
-    [xs[i], xs[j]] = [xs[j], xs[i]];
-  }
-  return xs;
-}
-
 interface Batch {
   session: number;
   /** Positions in the session's train split. */
@@ -504,15 +485,15 @@ export class PredictorTrainer {
 
   /** The batches of an epoch: per session shuffled and chunked, then interleaved at random. */
   epochBatches(epoch: number): Batch[] {
-    const rnd = mulberry32(this.options.seed * 7919 + epoch * 104729 + 17);
+    const rng = rngFor(this.options.seed, "predictor-epoch", epoch);
     const batches: Batch[] = [];
     this.data.bySession.forEach((b, s) => {
-      const order = shuffle(Array.from({ length: b.train.images.length }, (_, i) => i), rnd);
+      const order = rng.shuffle(Array.from({ length: b.train.images.length }, (_, i) => i));
       for (let i = 0; i < order.length; i += this.options.batchSize) {
         batches.push({ session: s, rows: order.slice(i, i + this.options.batchSize) });
       }
     });
-    return shuffle(batches, rnd);
+    return rng.shuffle(batches);
   }
 
   #batchTensors(batch: Batch) {
