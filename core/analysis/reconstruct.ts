@@ -424,6 +424,8 @@ export interface EngineOptions {
   engine?: ReconstructEngine;
   /** onnxruntime intra-op threads (default: every core). */
   threads?: number;
+  /** Called after every step with the step number (counters, logs). */
+  onStep?: (step: number) => void;
 }
 
 /**
@@ -500,6 +502,7 @@ export async function* reconstructSteps(
         for (let i = 0; i < x.length; i++) x[i] -= o.lr * g[i];
       }
       constrainRows(x, rows, radius, o.constraint);
+      options.onStep?.(step);
       if (step % o.lossEvery === 0 || step === o.steps) {
         const losses = Float32Array.from((await grad.fn(x)).loss);
         curveSteps.push(step);
