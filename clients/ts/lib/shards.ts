@@ -52,6 +52,7 @@ interface Replica {
   pauses: boolean;
   downUntil: number;
   failures: number;
+  probe: Promise<boolean> | null;
 }
 
 function splitTargets(targets: string[] | string): string[] {
@@ -100,6 +101,7 @@ export const runShards: RunShards = async (
     pauses: !balanced,
     downUntil: 0,
     failures: 0,
+    probe: null,
   }));
   const maxAttempts = 1 + (opts.retries ?? 3 * Math.max(list.length, opts.replicas ?? 1));
   const total = shards.length;
@@ -124,13 +126,42 @@ export const runShards: RunShards = async (
   };
   const wait = () => new Promise<void>((r) => waiters.push(r));
 
+  let lastAlive = Date.now();
+  const giveUpMs = opts.unavailableMs ?? 60_000;
+
+  /**
+   * After a failure, one worker of the replica waits for its channel to connect again (no shard
+   * is spent on a replica that is still down); the others wait for that probe.
+   */
+  function probe(r: Replica): Promise<boolean> {
+    r.probe ??= (async () => {
+      const now = Date.now();
+      if (r.downUntil > now) await sleep(r.downUntil - now, stop.signal);
+      try {
+        await r.client.waitForReady(2000);
+        lastAlive = Date.now();
+        return true;
+      } catch {
+        r.failures++;
+        r.downUntil = Date.now() + Math.min(5000, 100 * 2 ** (r.failures - 1));
+        if (replicas.every((x) => x.failures > 0) && Date.now() - lastAlive > giveUpMs) {
+          failure ??= CotrainError.unavailable(
+            `no evaluator replica reachable for ${giveUpMs} ms (${list.join(", ")})`,
+          );
+          stop.abort();
+          wakeAll();
+        }
+        return false;
+      } finally {
+        r.probe = null;
+      }
+    })();
+    return r.probe;
+  }
+
   async function worker(r: Replica): Promise<void> {
     while (!failure && done < total) {
-      const now = Date.now();
-      if (r.downUntil > now) {
-        await sleep(r.downUntil - now, stop.signal);
-        continue;
-      }
+      if (r.failures > 0 && r.pauses && !(await probe(r))) continue;
       const i = queue.shift();
       if (i === undefined) {
         await wait();
@@ -143,6 +174,7 @@ export const runShards: RunShards = async (
         });
         results[i] = res;
         r.failures = 0;
+        lastAlive = Date.now();
         done++;
         opts.onProgress?.(done, total);
         if (done === total) wakeAll();
@@ -163,9 +195,11 @@ export const runShards: RunShards = async (
         }
         // the replica went away: hand the shard to whoever is free, pause (or back off) here
         queue.unshift(i);
+        opts.onRetry?.(i, r.target, err as Error);
         r.failures++;
         r.downUntil = Date.now() + Math.min(5000, 100 * 2 ** (r.failures - 1));
         wakeAll();
+        if (!r.pauses) await sleep(r.downUntil - Date.now(), stop.signal);
       }
     }
   }

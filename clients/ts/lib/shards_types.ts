@@ -91,6 +91,8 @@ export interface RunShardsOptions {
    * each time to another replica when there is one (default 3 per replica).
    */
   retries?: number;
+  /** Called when a shard is handed back after its replica failed (the shard's index, the target). */
+  onRetry?: (index: number, target: string, error: Error) => void;
   /** Called after every finished shard with (done, total). */
   onProgress?: (done: number, total: number) => void;
   /** Stops sending new shards and cancels those in flight. */
@@ -100,6 +102,8 @@ export interface RunShardsOptions {
    * sizing the number of shards in flight (concurrency x replicas; default 2).
    */
   replicas?: number;
+  /** Give up (UNAVAILABLE) when no replica was reachable for this long (ms, default 60 000). */
+  unavailableMs?: number;
   /** Deadline of one shard call in ms (default none). */
   deadlineMs?: number;
 }
