@@ -274,15 +274,6 @@ void conv_filter_grad(const float* x, const float* dy, float* dw, int N, int H, 
 // (every training step brings new weights) is gone, and small channel counts (8, 16) run at the
 // speed of large ones. Used for the forward convolution and for the input gradient (a
 // convolution of dy with the flipped filter).
-static inline const float* pix_base(const float* xp, int q, int OHW, int OW, int HP, int WP,
-                                    int Ci) {
-  const int n = q / OHW;
-  const int r = q - n * OHW;
-  const int oh = r / OW;
-  const int ow = r - oh * OW;
-  return xp + ((long)(n * HP + oh) * WP + ow) * Ci;
-}
-
 #define LSPLAT(p) wasm_v128_load32_splat(p)
 
 // One output pixel of conv2d_s1, output channels co0..Co-1 (tails of the blocked loops).
@@ -307,6 +298,22 @@ __attribute__((noinline)) static void conv_pixel(const float* b, const float* w,
   }
 }
 
+// Advances the input window base `p` of output pixel (oh, ow) to the next output pixel (row-major
+// over N*OH*OW): no divisions in the loops (at 8-16 channels two integer divisions per pixel cost
+// as much as its multiply-adds).
+#define NEXT_PIXEL(p, oh, ow)          \
+  do {                                 \
+    (p) += Ci;                         \
+    if (++(ow) == OW) {                \
+      (ow) = 0;                        \
+      (p) += (long)(WP - OW) * Ci;     \
+      if (++(oh) == OH) {              \
+        (oh) = 0;                      \
+        (p) += (long)(HP - OH) * WP * Ci; \
+      }                                \
+    }                                  \
+  } while (0)
+
 EXPORT(conv2d_s1)
 void conv2d_s1(const float* xp, const float* w, float* out, int N, int HP, int WP, int Ci, int OH,
                int OW, int Co, int KH, int KW) {
@@ -314,14 +321,22 @@ void conv2d_s1(const float* xp, const float* w, float* out, int N, int HP, int W
   const int M = N * OHW;
   const int J = KW * Ci;
   const long rs = (long)WP * Ci;
+  const float* cur = xp;  // window base of output pixel q
+  int coh = 0, cow = 0;
   int q = 0;
   for (; q + 6 <= M; q += 6) {
-    const float* b0 = pix_base(xp, q, OHW, OW, HP, WP, Ci);
-    const float* b1 = pix_base(xp, q + 1, OHW, OW, HP, WP, Ci);
-    const float* b2 = pix_base(xp, q + 2, OHW, OW, HP, WP, Ci);
-    const float* b3 = pix_base(xp, q + 3, OHW, OW, HP, WP, Ci);
-    const float* b4 = pix_base(xp, q + 4, OHW, OW, HP, WP, Ci);
-    const float* b5 = pix_base(xp, q + 5, OHW, OW, HP, WP, Ci);
+    const float* b0 = cur;
+    NEXT_PIXEL(cur, coh, cow);
+    const float* b1 = cur;
+    NEXT_PIXEL(cur, coh, cow);
+    const float* b2 = cur;
+    NEXT_PIXEL(cur, coh, cow);
+    const float* b3 = cur;
+    NEXT_PIXEL(cur, coh, cow);
+    const float* b4 = cur;
+    NEXT_PIXEL(cur, coh, cow);
+    const float* b5 = cur;
+    NEXT_PIXEL(cur, coh, cow);
     float* o = out + (long)q * Co;
     int co = 0;
     for (; co + 8 <= Co; co += 8) {
@@ -393,13 +408,17 @@ void conv2d_s1(const float* xp, const float* w, float* out, int N, int HP, int W
       wasm_v128_store(r + 5 * Co, a5);
     }
     if (co < Co) {
-      for (int p = 0; p < 6; p++) {
-        conv_pixel(pix_base(xp, q + p, OHW, OW, HP, WP, Ci), w, o + p * Co, co, Co, KH, J, rs);
-      }
+      conv_pixel(b0, w, o, co, Co, KH, J, rs);
+      conv_pixel(b1, w, o + Co, co, Co, KH, J, rs);
+      conv_pixel(b2, w, o + 2 * Co, co, Co, KH, J, rs);
+      conv_pixel(b3, w, o + 3 * Co, co, Co, KH, J, rs);
+      conv_pixel(b4, w, o + 4 * Co, co, Co, KH, J, rs);
+      conv_pixel(b5, w, o + 5 * Co, co, Co, KH, J, rs);
     }
   }
   for (; q < M; q++) {
-    conv_pixel(pix_base(xp, q, OHW, OW, HP, WP, Ci), w, out + (long)q * Co, 0, Co, KH, J, rs);
+    conv_pixel(cur, w, out + (long)q * Co, 0, Co, KH, J, rs);
+    NEXT_PIXEL(cur, coh, cow);
   }
 }
 
