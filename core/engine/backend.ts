@@ -81,6 +81,8 @@ export async function initBackend(name?: string): Promise<BackendInfo> {
   }
   const backend = chosen as BackendName;
   if (active?.name === backend && tf.getBackend() === backend) return active;
+  // tfjs' console banners ("install our node backend", ...) would break the services' JSON logs
+  tf.env().set("PROD", true);
   let detail: string | undefined;
   switch (backend) {
     case "cpu":
