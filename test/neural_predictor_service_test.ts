@@ -8,7 +8,14 @@ import { assert, assertClose, assertEquals, assertRejectsCode } from "./assert.t
 import { initBackend } from "../core/engine/backend.ts";
 import { pinkNoiseImages, simulateV1 } from "../core/data/simulated_v1.ts";
 import { encodeV1Arrays, toModelInput } from "../core/data/v1_arrays.ts";
-import { disposePredictor, loadPredictor, predict } from "../core/train/predictor.ts";
+import {
+  createPredictor,
+  disposePredictor,
+  loadPredictor,
+  predict,
+} from "../core/train/predictor.ts";
+import { createMtl, disposeMtl, mtlParams, sharedParamNames } from "../core/models/mtl.ts";
+import { saveMtlCheckpoint } from "../core/train/classifier_checkpoint.ts";
 import { RpcServer } from "../platform/rpc/server.ts";
 import { RpcClient } from "../platform/rpc/client.ts";
 import { FileStore } from "../platform/store/mod.ts";
@@ -392,5 +399,75 @@ Deno.test("neural-predictor: a killed Train resumes from its last saved epoch", 
     const result = resumed.at(-1)!.result!;
     assertEquals(result.state, "JOB_STATE_RESUMED");
     assertEquals(result.epochs, 4);
+  });
+});
+
+Deno.test("neural-predictor: Train on a classifier's frozen trunk (MTL-Oracle targets)", async () => {
+  await withService(async (c) => {
+    // a classifier checkpoint as classifier-trainer stores it (an "Oracle"; trained or not, the
+    // predictor must keep its trunk bit for bit)
+    const oracle = createMtl({ width: 0.125, inChannels: 1, classes: 3, neurons: 0, seed: 9 });
+    const oracleBytes = saveMtlCheckpoint(oracle);
+    const trunk = new Map<string, Float32Array>();
+    for (const name of sharedParamNames(oracle)) {
+      trunk.set(name, mtlParams(oracle).get(name)!.dataSync() as Float32Array);
+    }
+    disposeMtl(oracle);
+    const put = await c.store.put("models/oracle.safetensors", oracleBytes);
+    const frozenUri = c.store.uri(put.key);
+    const options = { ...OPTIONS, width: 0 }; // width from the checkpoint
+    const events: TrainEvent[] = [];
+    for await (
+      const ev of c.np.stream<TrainEvent>("Train", {
+        dataset_uri: c.dataset,
+        options,
+        frozen_trunk_uri: frozenUri,
+      })
+    ) events.push(ev);
+    const result = events.at(-1)!.result!;
+    assertEquals(result.epochs, 2);
+    const p = loadPredictor(await c.store.get(c.store.keyOf(result.checkpoint.uri)));
+    try {
+      assertEquals(p.config.width, 0.125);
+      for (const [name, want] of trunk) {
+        assertEquals([...p.trunk.params.get(name)!.dataSync()], [...want], name);
+      }
+      // the readouts trained: mu moved from its initialisation
+      const fresh = createPredictor({ ...p.config });
+      const moved = p.readouts[0].mu.dataSync().some((v, i) =>
+        v !== fresh.readouts[0].mu.dataSync()[i]
+      );
+      disposePredictor(fresh);
+      assert(moved, "readout mu did not move");
+    } finally {
+      disposePredictor(p);
+    }
+    // a plain Train of the same data is another job (the frozen trunk is part of the key)
+    const plain = await train(c.np, c.dataset, OPTIONS);
+    assert(plain.at(-1)!.result!.checkpoint.sha256 !== result.checkpoint.sha256);
+
+    // bad input: a missing checkpoint, a width that disagrees, something that is not a checkpoint
+    const call = (uri: string, opts: Record<string, number> = options) =>
+      (async () => {
+        for await (
+          const _ of c.np.stream("Train", {
+            dataset_uri: c.dataset,
+            options: opts,
+            frozen_trunk_uri: uri,
+          })
+        ) { /* drain */ }
+      })();
+    await assertRejectsCode(call(c.store.uri("models/nope.safetensors")), "NOT_FOUND");
+    const e = await assertRejectsCode(
+      call(frozenUri, { ...OPTIONS, width: 0.25 }),
+      "INVALID_ARGUMENT",
+    );
+    assert(String(e.message).includes("options.width"), e.message);
+    const junk = await c.store.put("models/junk.safetensors", new Uint8Array([1, 2, 3]));
+    const e2 = await assertRejectsCode(call(c.store.uri(junk.key)), "INVALID_ARGUMENT");
+    assert(String(e2.message).includes("frozen_trunk_uri"), e2.message);
+    // the service still answers
+    const again = await train(c.np, c.dataset, OPTIONS);
+    assertEquals(again.at(-1)!.result!.state, "JOB_STATE_CACHED");
   });
 });

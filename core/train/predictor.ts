@@ -183,6 +183,86 @@ export function loadPredictor(bytes: Uint8Array): Predictor {
   }
 }
 
+/** Checkpoint kinds whose trunk {@linkcode trunkOfCheckpoint} reads (classifiers and predictors). */
+const TRUNK_KINDS = ["mtl", PREDICTOR_KIND];
+
+/**
+ * The trunk of a classifier checkpoint (classifier-trainer's model safetensors, kind `mtl`: an
+ * Oracle, a Baseline, an MTL network) or of a predictor checkpoint: its width and its variables up
+ * to `upTo` (default conv3_1), by name (`conv1_1.weight`, `conv1_1.bn.running_mean`, ...). The
+ * caller disposes the tensors. INVALID_ARGUMENT naming `field` for anything else.
+ */
+export function trunkOfCheckpoint(
+  bytes: Uint8Array,
+  field = "frozen_trunk_uri",
+  upTo = "conv3_1",
+): { width: number; tensors: Map<string, tf.Tensor> } {
+  let loaded;
+  try {
+    loaded = loadParams(bytes);
+  } catch (err) {
+    throw CoreError.invalidArgument(`${field}: not a checkpoint: ${(err as Error).message}`);
+  }
+  const { tensors, meta } = loaded;
+  const config = (meta.config ?? {}) as { width?: number; inChannels?: number; cfg?: unknown };
+  const fail = (why: string) => {
+    for (const t of tensors.values()) t.dispose();
+    return CoreError.invalidArgument(`${field}: ${why}`);
+  };
+  if (!TRUNK_KINDS.includes(String(meta.kind))) {
+    throw fail(`a ${meta.kind} checkpoint; expected a classifier (mtl) or predictor checkpoint`);
+  }
+  if (!(typeof config.width === "number" && config.width > 0)) {
+    throw fail("the checkpoint's config has no width");
+  }
+  if (config.inChannels !== undefined && config.inChannels !== 1) {
+    throw fail(`the trunk takes ${config.inChannels} input channels; the predictor takes 1`);
+  }
+  const names = new Set(
+    createVggNames(config.width, upTo),
+  );
+  const out = new Map<string, tf.Tensor>();
+  for (const [k, t] of tensors) {
+    if (names.has(k)) out.set(k, t);
+    else t.dispose();
+  }
+  const missing = [...names].filter((k) => !out.has(k));
+  if (missing.length) {
+    for (const t of out.values()) t.dispose();
+    throw CoreError.invalidArgument(`${field}: the checkpoint lacks ${missing.slice(0, 3)}`);
+  }
+  return { width: config.width, tensors: out };
+}
+
+/** Names of the trunk variables up to `upTo` of a 1-channel VGG-19-BN. */
+function createVggNames(width: number, upTo: string): string[] {
+  const trunk = createVgg({ width, inChannels: 1, classes: 0, seed: 1, cfg: trunkCfg(upTo) });
+  const names = [...trunk.params.keys()];
+  disposeModel(trunk);
+  return names;
+}
+
+/**
+ * Copies trunk variables (weights and BN statistics, from {@linkcode trunkOfCheckpoint}) into the
+ * predictor's trunk; every trunk variable must be there with its shape (INVALID_ARGUMENT naming
+ * `field` otherwise).
+ */
+export function assignTrunk(
+  p: Predictor,
+  tensors: Map<string, tf.Tensor>,
+  field = "frozen_trunk_uri",
+): void {
+  for (const [k, v] of p.trunk.params) {
+    const t = tensors.get(k);
+    if (!t || t.shape.join() !== v.shape.join()) {
+      throw CoreError.invalidArgument(
+        `${field}: ${k} is ${t ? `[${t.shape}]` : "missing"}; the predictor's is [${v.shape}]`,
+      );
+    }
+  }
+  for (const [k, v] of p.trunk.params) v.assign(tensors.get(k)!);
+}
+
 /** Checks that images [N, H, W, 1] suit the predictor (INVALID_ARGUMENT naming `field`). */
 export function checkPredictorInput(
   p: Predictor,
@@ -386,6 +466,12 @@ export interface PredictorTrainOptions {
   minLr?: number;
   /** Seed of shuffling and readout sampling (default: the predictor's seed). */
   seed?: number;
+  /**
+   * Keep the trunk frozen (default false): it runs in eval mode (BN running statistics) and only
+   * the readouts train. MTL-Oracle's targets come from a readout fitted this way on the Oracle's
+   * conv3_1 ({@linkcode assignTrunk} copies it in).
+   */
+  freezeTrunk?: boolean;
 }
 
 /** Progress after one epoch. */
@@ -457,6 +543,7 @@ export class PredictorTrainer {
       maxDrops: 5,
       minLr: 1e-4,
       seed: predictor.config.seed,
+      freezeTrunk: false,
       ...options,
     };
     const o = this.options;
@@ -539,16 +626,25 @@ export class PredictorTrainer {
     const prefix = `readout.${p.config.sessions[batch.session].id}.`;
     const n = this.data.bySession[batch.session].train.images.length;
     clampReadout(readout);
-    const params = trainableParams(p.trunk);
+    const frozen = this.options.freezeTrunk;
+    const params = frozen ? new Map<string, tf.Variable>() : trainableParams(p.trunk);
     for (const [k, v] of readoutParams(readout, prefix)) params.set(k, v);
     const names = [...params.keys()];
     const vars = names.map((k) => params.get(k)!);
     const { x, t, m } = this.#batchTensors(batch);
+    // a frozen trunk runs once, in eval mode, outside the gradient tape
+    const fixed = frozen
+      ? tf.tidy(() => vggForward(p.trunk, x, { training: false, upTo: p.config.upTo }).output)
+      : null;
     const { value, grads } = tf.tidy(() =>
       tf.variableGrads(() => {
-        const f = vggForward(p.trunk, x, { training: true, upTo: p.config.upTo });
-        updateBnRunningStats(p.trunk, f.bnStats);
-        const y = gaussianReadout(readout, f.output, { training: true, sampleSeed });
+        let features = fixed;
+        if (!features) {
+          const f = vggForward(p.trunk, x, { training: true, upTo: p.config.upTo });
+          updateBnRunningStats(p.trunk, f.bnStats);
+          features = f.output;
+        }
+        const y = gaussianReadout(readout, features, { training: true, sampleSeed });
         const poisson = scaledPoissonLoss(tf.mul(y, m), t, n);
         return tf.add(poisson, readoutL1(readout.features, this.options.readoutL1)) as tf.Scalar;
       }, vars)
@@ -557,6 +653,7 @@ export class PredictorTrainer {
     for (const [k, v] of params) if (grads[v.name]) named.set(k, grads[v.name]);
     this.optimizer.step(params, named);
     for (const g of Object.values(grads)) g.dispose();
+    fixed?.dispose();
     x.dispose();
     t.dispose();
     m.dispose();

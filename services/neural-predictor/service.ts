@@ -20,6 +20,7 @@ import { decodeV1Arrays, toModelInput } from "../../core/data/v1_arrays.ts";
 import type { NdArray } from "../../core/io/mod.ts";
 import { createOnnxSession, type OnnxSession } from "../../core/engine/onnx/mod.ts";
 import {
+  assignTrunk,
   createPredictor,
   disposePredictor,
   evaluatePredictor,
@@ -32,6 +33,7 @@ import {
   type PredictorTrainOptions,
   savePredictor,
   scorePredictions,
+  trunkOfCheckpoint,
 } from "../../core/train/predictor.ts";
 import { preparePredictorData } from "../../core/train/predictor_data.ts";
 import { CotrainError } from "../../platform/errors.ts";
@@ -212,7 +214,7 @@ export function trainOptions(o: TrainOptionsMsg | null | undefined): {
   inputSize: number;
   crop: number;
   seed: number;
-  train: Required<Omit<PredictorTrainOptions, "seed">>;
+  train: Required<Omit<PredictorTrainOptions, "seed" | "freezeTrunk">>;
 } {
   const or = (v: number | undefined, d: number) => (v ? Number(v) : d);
   const out = {
@@ -363,6 +365,35 @@ async function loadDataset(store: ObjectStore, key: string, uri: string, field =
   }
 }
 
+/**
+ * The checkpoint named by `frozen_trunk_uri`: NOT_FOUND when absent, INVALID_ARGUMENT when it is
+ * not a classifier or predictor checkpoint, or its width disagrees with a requested one.
+ */
+async function readFrozenTrunk(
+  store: ObjectStore,
+  uri: string,
+  width: number | undefined,
+): Promise<{ bytes: Uint8Array; sha256: string; width: number }> {
+  const field = "frozen_trunk_uri";
+  let key: string;
+  try {
+    key = store.keyOf(uri);
+  } catch (err) {
+    throw CotrainError.invalidArgument(`${field}: ${(err as Error).message}`);
+  }
+  const info = await store.stat(key);
+  if (!info) throw CotrainError.notFound(`${field}: no checkpoint at ${uri}`);
+  const bytes = await store.get(key);
+  const { width: w, tensors } = trunkOfCheckpoint(bytes, field);
+  for (const t of tensors.values()) t.dispose();
+  if (width && Number(width) !== w) {
+    throw CotrainError.invalidArgument(
+      `options.width: ${width}, but the frozen trunk's checkpoint has width ${w} (pass 0 to take it)`,
+    );
+  }
+  return { bytes, sha256: info.sha256, width: w };
+}
+
 interface TrainState {
   epoch: number;
   checkpointKey: string;
@@ -387,10 +418,21 @@ export function neuralPredictorHandlers(deps: NeuralPredictorDeps): ServiceHandl
   const jobs = new JobRunner(store, "neural-predictor-train");
 
   return {
-    async *Train(req: { dataset_uri: string; options?: TrainOptionsMsg }, ctx: CallContext) {
+    async *Train(
+      req: { dataset_uri: string; options?: TrainOptionsMsg; frozen_trunk_uri?: string },
+      ctx: CallContext,
+    ) {
       const { key: dataKey, info } = await readDataset(store, req.dataset_uri);
       const opts = trainOptions(req.options);
-      const canonical = { dataset_sha256: info.sha256, options: opts };
+      const frozen = req.frozen_trunk_uri
+        ? await readFrozenTrunk(store, req.frozen_trunk_uri, req.options?.width)
+        : null;
+      if (frozen) opts.width = frozen.width;
+      const canonical = {
+        dataset_sha256: info.sha256,
+        options: opts,
+        ...(frozen ? { frozen_trunk_sha256: frozen.sha256 } : {}),
+      };
       const key = await requestKey(canonical);
       const started = performance.now();
       let trainer: PredictorTrainer | null = null;
@@ -425,7 +467,19 @@ export function neuralPredictorHandlers(deps: NeuralPredictorDeps): ServiceHandl
             inputSize: opts.inputSize,
             sessions: data.sessions,
           });
-          trainer = new PredictorTrainer(predictor, data, { ...opts.train, seed: opts.seed });
+          if (frozen) {
+            const { tensors } = trunkOfCheckpoint(frozen.bytes);
+            try {
+              assignTrunk(predictor, tensors);
+            } finally {
+              for (const t of tensors.values()) t.dispose();
+            }
+          }
+          trainer = new PredictorTrainer(predictor, data, {
+            ...opts.train,
+            seed: opts.seed,
+            freezeTrunk: frozen !== null,
+          });
         }
         const t = trainer;
         while (!t.finished) {
