@@ -20,6 +20,7 @@ export const BENCHES: Record<string, () => Promise<Bench>> = {
   corruptions: () => import("./corruptions.ts"),
   trainer: () => import("./trainer.ts"),
   predictor: () => import("./predictor.ts"),
+  sweep: () => import("./sweep.ts"),
   reconstruct: () => import("./reconstruct.ts"),
 };
 

@@ -1,0 +1,213 @@
+/**
+ * `deno task bench sweep [--quick]`: images corrupted and classified per second by a robustness
+ * sweep (the paper's 14 corruptions x 5 severities, one shard each) over 1 and over 2 evaluator
+ * replicas (real processes, `services/evaluator/main.ts`, one onnxruntime thread each, on a fresh
+ * file store per run so nothing comes from the store), VGG-19-BN width 1/8 on 64x64 gray images,
+ * against ../shared/bench/python_sweep.py (bethgelab/imagecorruptions + PyTorch on 2 threads, the
+ * same grid and image count) run in the same invocation.
+ *
+ * The sweep's clock runs from the first shard sent to the last result (the dispatcher,
+ * clients/ts/lib/shards.ts, one shard in flight per replica); each replica is warmed first with a
+ * clean shard that loads the image set and the model.
+ *
+ * Python: `$COTRAIN_IC_PYTHON`, else the first of `python3`, `/usr/bin/python3` that imports both
+ * imagecorruptions and torch.
+ *
+ * @example
+ * ```sh
+ * COTRAIN_IC_PYTHON=/tmp/icdeb2/bin/python deno task bench sweep --quick
+ * ```
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import { initBackend } from "../core/engine/backend.ts";
+import { PAPER_CORRUPTIONS } from "../core/metrics/robustness.ts";
+import { FileStore } from "../platform/store/mod.ts";
+import { waitForServing } from "../platform/rpc/health.ts";
+import { type EvaluateShardRequest, runShards } from "../clients/ts/lib/shards.ts";
+import { storeTinyClassifier } from "../test/fixtures/evaluator.ts";
+import { type BenchLine, type BenchOptions, round1 } from "./lib.ts";
+
+const MAIN = fileURLToPath(new URL("../services/evaluator/main.ts", import.meta.url));
+const PEER = fileURLToPath(new URL("../../shared/bench/python_sweep.py", import.meta.url));
+
+/** Test images per shard (the sweep classifies 70 times as many). */
+export const PLANS = { full: { images: 64 }, quick: { images: 32 } };
+
+const WIDTH = 0.125;
+
+function datasetUri(images: number): string {
+  // 10 classes; train and validation split only feed the short training of the model
+  const perClass = Math.ceil(images / 10);
+  return `builtin:image-set?classes=10&train_per_class=4&val_per_class=1&test_per_class=${perClass}&size=64&seed=0`;
+}
+
+async function findPython(): Promise<string> {
+  const candidates = [Deno.env.get("COTRAIN_IC_PYTHON"), "python3", "/usr/bin/python3"]
+    .filter((p): p is string => !!p);
+  for (const p of candidates) {
+    try {
+      const { success } = await new Deno.Command(p, {
+        args: [
+          "-c",
+          "import warnings; warnings.simplefilter('ignore'); import imagecorruptions, torch",
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      if (success) return p;
+    } catch { /* not there */ }
+  }
+  throw new Error(
+    `no Python that imports imagecorruptions and torch (tried ${candidates.join(", ")}); ` +
+      `set COTRAIN_IC_PYTHON (see bench/peers/imagecorruptions_peer.py for installing it)`,
+  );
+}
+
+async function runPeer(python: string, images: number): Promise<{ peer: string; img_s: number }> {
+  const out = await new Deno.Command(python, {
+    args: [PEER, "--images", String(images), "--width", String(WIDTH), "--threads", "2"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`the peer failed: ${new TextDecoder().decode(out.stderr).slice(-400)}`);
+  }
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]);
+}
+
+interface Replica {
+  address: string;
+  stop(): Promise<void>;
+}
+
+async function startReplica(storeUrl: string): Promise<Replica> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN],
+    env: {
+      COTRAIN_PORT: "0",
+      COTRAIN_STORE: storeUrl,
+      COTRAIN_LOG_LEVEL: "info",
+      COTRAIN_EVAL_THREADS: "1",
+    },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  let address = "";
+  while (!address) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`evaluator exited before listening: ${buf.slice(-400)}`);
+    buf += value;
+    for (const line of buf.split("\n").slice(0, -1)) {
+      try {
+        const rec = JSON.parse(line);
+        if (rec.msg === "listening") address = String(rec.address);
+      } catch { /* not a log line */ }
+    }
+  }
+  (async () => {
+    while (!(await reader.read().catch(() => ({ done: true }))).done) { /* drain */ }
+  })();
+  await waitForServing(address, "", 60_000);
+  return {
+    address,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+    },
+  };
+}
+
+/** Images per second of the whole sweep on `k` fresh replicas. */
+async function sweepImgPerSec(
+  k: number,
+  checkpoint: { safetensors: Uint8Array; onnx: Uint8Array; modelId: string },
+  images: number,
+  progress: (m: string) => void,
+): Promise<number> {
+  const dir = await Deno.makeTempDir({ prefix: "cotrain-bench-sweep-" });
+  const store = new FileStore(`file://${dir}`);
+  const replicas: Replica[] = [];
+  try {
+    const prefix = `jobs/classifier-train/${checkpoint.modelId}/`;
+    await store.put(`${prefix}model.safetensors`, checkpoint.safetensors);
+    await store.put(`${prefix}model.onnx`, checkpoint.onnx);
+    for (let i = 0; i < k; i++) replicas.push(await startReplica(store.url));
+    const uri = datasetUri(images);
+    const base = { model_id: checkpoint.modelId, dataset_uri: uri, limit: images };
+    // warm every replica: image set and model loaded, onnxruntime session created
+    await Promise.all(
+      replicas.map((r, i) =>
+        runShards([r.address], [{ ...base, corruption: "clean", severity: 0, limit: i + 1 }])
+      ),
+    );
+    const shards: EvaluateShardRequest[] = [];
+    for (const corruption of PAPER_CORRUPTIONS) {
+      for (let severity = 1; severity <= 5; severity++) {
+        shards.push({ ...base, corruption, severity, seed: 0 });
+      }
+    }
+    const t0 = performance.now();
+    const results = await runShards(replicas.map((r) => r.address), shards, { concurrency: 1 });
+    const s = (performance.now() - t0) / 1000;
+    const n = results.reduce((a, r) => a + r.n, 0);
+    const engines = new Set(results.map((r) => r.engine));
+    progress(`  ${k} replica(s): ${n} images in ${s.toFixed(2)} s (${[...engines].join(",")})`);
+    return n / s;
+  } finally {
+    for (const r of replicas) await r.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Runs the benchmark. */
+export async function* run(options: BenchOptions): AsyncGenerator<BenchLine> {
+  const progress = options.progress ?? (() => {});
+  const plan = options.quick ? PLANS.quick : PLANS.full;
+  const python = await findPython();
+  await initBackend("wasm");
+  // a briefly trained classifier, stored the way classifier-trainer stores it
+  const setupDir = await Deno.makeTempDir({ prefix: "cotrain-bench-sweep-" });
+  const setup = new FileStore(`file://${setupDir}`);
+  let checkpoint;
+  try {
+    const m = await storeTinyClassifier(setup, {
+      datasetUri: datasetUri(plan.images),
+      seed: 0,
+      epochs: 1,
+      width: WIDTH,
+    });
+    const prefix = `jobs/classifier-train/${m.modelId}/`;
+    checkpoint = {
+      modelId: m.modelId,
+      safetensors: await setup.get(`${prefix}model.safetensors`),
+      onnx: await setup.get(`${prefix}model.onnx`),
+    };
+  } finally {
+    await setup.close();
+    await Deno.remove(setupDir, { recursive: true });
+  }
+  progress(`sweep: 70 shards x ${plan.images} images, w=${WIDTH}, 64x64`);
+  const one = await sweepImgPerSec(1, checkpoint, plan.images, progress);
+  const two = await sweepImgPerSec(2, checkpoint, plan.images, progress);
+  progress(`peer: ${PEER} --images ${plan.images}`);
+  const peer = await runPeer(python, plan.images);
+  progress(`  peer: ${peer.img_s} img/s; 2 replicas / 1 replica = ${(two / one).toFixed(2)}`);
+  const kase = `vgg19bn-w${WIDTH}-64px-paper14x5-${plan.images}img`;
+  for (const [k, v] of [[1, one], [2, two]] as const) {
+    yield {
+      bench: "sweep",
+      case: `${kase}-${k}replica${k > 1 ? "s" : ""}`,
+      metric: "img_s",
+      value: round1(v),
+      peer: peer.peer,
+      peer_value: peer.img_s,
+    };
+  }
+}
