@@ -14,6 +14,8 @@ import { OIP_PROTO, OIP_SERVICE, oipHandlers, OipRegistry } from "../platform/oi
 import { testConfig } from "./fixtures/test_service.ts";
 import { decodeTensor, encodeTensor, storeTensor } from "../platform/tensor/tensor.ts";
 import { generateImageSet } from "../core/data/image_set.ts";
+import { disposeMtl, mtlParams, sharedParamNames } from "../core/models/mtl.ts";
+import { loadMtlCheckpoint } from "../core/train/classifier_checkpoint.ts";
 import {
   CLASSIFIER_PROTO,
   CLASSIFIER_SERVICE,
@@ -273,5 +275,60 @@ Deno.test("service: Oracle stage 1 then stage 2 from its model_id", async () => 
       collect(client, request({ model: "oracle-stage2" })),
       "INVALID_ARGUMENT",
     );
+  });
+});
+
+Deno.test("service: oracle-two-stage runs both Oracle stages in one request, idempotent per stage", async () => {
+  await withService(async (client, store) => {
+    const events = await collect(client, request({ model: "oracle-two-stage", max_epochs: 1 }));
+    const stages = events.filter((e) => e.progress?.stage === "validate").map((e) =>
+      e.progress.oracle_stage
+    );
+    assertEquals(stages, [1, 2]);
+    const validate = events.filter((e) => e.progress?.stage === "validate");
+    assert(Number.isFinite(validate[0].progress.consistency_loss), "stage 1 has corruptions");
+    const r = events[events.length - 1].result;
+    assertEquals([r.model, r.state], ["oracle-stage2", "JOB_STATE_STARTED"]);
+    assert(/^[0-9a-f]{32}$/.test(r.stage1_model_id), r.stage1_model_id);
+    assert(r.stage1_model_id !== r.model_id);
+    // stage 1 is the job an "oracle" request makes; stage 2 the job of "oracle-stage2" on it
+    const s1 = await collect(client, request({ model: "oracle", max_epochs: 1 }));
+    assertEquals(s1.length, 1);
+    assertEquals([s1[0].result.state, s1[0].result.model_id], [
+      "JOB_STATE_CACHED",
+      r.stage1_model_id,
+    ]);
+    const s2 = await collect(
+      client,
+      request({ model: "oracle-stage2", max_epochs: 1, init_model_id: r.stage1_model_id }),
+    );
+    assertEquals([s2[0].result.state, s2[0].result.model_id], ["JOB_STATE_CACHED", r.model_id]);
+    // the same request again: both stored
+    const again = await collect(client, request({ model: "oracle-two-stage", max_epochs: 1 }));
+    assertEquals(again.length, 1);
+    assertEquals([again[0].result.state, again[0].result.model_id], [
+      "JOB_STATE_CACHED",
+      r.model_id,
+    ]);
+    // stage 2 kept stage 1's trunk bit for bit
+    const [a, b] = await Promise.all(
+      [r.stage1_model_id, r.model_id].map(async (id) =>
+        loadMtlCheckpoint(await store.get(`jobs/classifier-train/${id}/model.safetensors`))
+      ),
+    );
+    try {
+      const pb = mtlParams(b);
+      for (const name of sharedParamNames(a)) {
+        assertEquals([...pb.get(name)!.dataSync()], [...mtlParams(a).get(name)!.dataSync()], name);
+      }
+    } finally {
+      disposeMtl(a);
+      disposeMtl(b);
+    }
+    const bad = await assertRejectsCode(
+      collect(client, request({ model: "oracle-three-stage" })),
+      "INVALID_ARGUMENT",
+    );
+    assert(bad.message.includes("oracle-two-stage"), bad.message);
   });
 });

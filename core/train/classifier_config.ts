@@ -35,6 +35,12 @@ export const KIND_ALIASES: Record<string, ModelKind> = {
   "oracle-stage2": "oracle-stage2",
 };
 
+/**
+ * The request-level kind that runs both Oracle stages in one call (services/classifier-trainer:
+ * stage 1, then stage 2 on its network, each its own job); not a kind of a single run.
+ */
+export const ORACLE_TWO_STAGE = "oracle-two-stage";
+
 /** A run's settings, every field resolved. */
 export interface TrainConfig {
   kind: ModelKind;
@@ -104,7 +110,7 @@ export function resolveTrainConfig(input: TrainConfigInput): TrainConfig {
   if (!kind) {
     throw CoreError.invalidArgument(
       `model: unknown kind ${JSON.stringify(input.kind)}; allowed: ${
-        Object.keys(KIND_ALIASES).join(", ")
+        [...Object.keys(KIND_ALIASES), ORACLE_TWO_STAGE].join(", ")
       }`,
     );
   }

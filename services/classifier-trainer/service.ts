@@ -17,6 +17,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { normalizeTin } from "../../core/data/augment.ts";
 import { exportVggOnnx } from "../../core/engine/onnx/vgg.ts";
 import { classify, disposeMtl, type MtlModel } from "../../core/models/mtl.ts";
+import { ORACLE_TWO_STAGE } from "../../core/train/classifier_config.ts";
 import {
   checkData,
   isMtl,
@@ -239,105 +240,153 @@ export function classifierHandlers(deps: ClassifierDeps): ServiceHandlers {
     return oipNames.get(`${jobs.prefix(modelId)}model.safetensors`) ?? "";
   }
 
-  return {
-    async *Train(req: TrainRequestMsg, ctx) {
-      const input = toConfigInput(req);
-      const config = resolveTrainConfig(input); // INVALID_ARGUMENT naming the field
-      const data = await loadDataset(req.dataset_uri ?? "", store); // NOT_FOUND for unknown
-      const targets = isMtl(config.kind) ? await loadTargets(req.neural_targets, store) : undefined;
-      const trainData = { ...data, targets };
-      checkData(config, trainData);
-      let init: Uint8Array | undefined;
-      if (config.kind === "oracle-stage2") {
-        init = await store.get(await modelKey(req.init_model_id ?? "", "init_model_id"));
+  /** One training job (one model kind): wire events, the last one the result. */
+  async function* trainOne(
+    req: TrainRequestMsg,
+    ctx: { signal: AbortSignal },
+    oracleStage = 0,
+  ): AsyncGenerator<{ progress?: unknown; result?: ResultMsg & Record<string, unknown> }> {
+    const input = toConfigInput(req);
+    const config = resolveTrainConfig(input); // INVALID_ARGUMENT naming the field
+    const data = await loadDataset(req.dataset_uri ?? "", store); // NOT_FOUND for unknown
+    const targets = isMtl(config.kind) ? await loadTargets(req.neural_targets, store) : undefined;
+    const trainData = { ...data, targets };
+    checkData(config, trainData);
+    let init: Uint8Array | undefined;
+    if (config.kind === "oracle-stage2") {
+      init = await store.get(await modelKey(req.init_model_id ?? "", "init_model_id"));
+    }
+    const keyed = {
+      dataset_uri: req.dataset_uri,
+      init: init ?? null,
+      config,
+      targets: targets ? { neurons: targets.neurons, data: targets.data } : null,
+    };
+    const key = await requestKey(keyed);
+    const every = req.progress_every || 10;
+    for await (
+      const ev of jobs.run<JobState, TrainProgress, ResultMsg>(
+        key,
+        JSON.parse(canonicalJson(keyed)),
+        async function* (job) {
+          const resume = job.state ? await store.get(job.state.checkpoint) : undefined;
+          const ckptKey = `${job.prefix}trainer.safetensors`;
+          const run = trainClassifier(input, trainData, {
+            resume,
+            init,
+            signal: ctx.signal,
+            progressEvery: every,
+            onCheckpoint: async (bytes, epoch) => {
+              await store.put(ckptKey, bytes, { contentType: "application/vnd.safetensors" });
+              await job.save({ epoch, checkpoint: ckptKey });
+            },
+          });
+          let step = await run.next();
+          while (!step.done) {
+            yield step.value;
+            step = await run.next();
+          }
+          const r = step.value;
+          try {
+            const checkpoint = await putArtifact(
+              store,
+              `${job.prefix}model.safetensors`,
+              saveMtlCheckpoint(r.model, { "cotrain.classes": JSON.stringify(data.classNames) }),
+              "application/vnd.safetensors",
+            );
+            const onnx = await putArtifact(
+              store,
+              `${job.prefix}model.onnx`,
+              exportVggOnnx(r.model.vgg),
+              "application/onnx",
+            );
+            return {
+              model_id: job.key,
+              checkpoint,
+              onnx,
+              model: r.config.kind,
+              epochs: r.epochs,
+              best_epoch: r.bestEpoch,
+              best_val_accuracy: r.bestValAccuracy,
+              test_accuracy: r.testAccuracy,
+              lr: r.lr,
+              s_c: r.sC,
+              s_n: r.sN,
+              history: r.history.map((h) => ({
+                epoch: h.epoch,
+                classification_loss: h.classificationLoss,
+                neural_loss: h.neuralLoss,
+                consistency_loss: h.consistencyLoss,
+                val_accuracy: h.valAccuracy,
+                lr: h.lr,
+                s_c: h.sC,
+                s_n: h.sN,
+              })),
+              resumed_from_epoch: r.resumedFrom,
+              classes: data.classNames,
+            };
+          } finally {
+            disposeMtl(r.model);
+          }
+        },
+      )
+    ) {
+      if (ev.kind === "progress") {
+        yield {
+          progress: { ...progressMsg(ev.progress, config.maxEpochs), oracle_stage: oracleStage },
+        };
+      } else {
+        const state = ev.cached
+          ? "JOB_STATE_CACHED"
+          : ev.resumed
+          ? "JOB_STATE_RESUMED"
+          : "JOB_STATE_STARTED";
+        // served over the Open Inference Protocol from now on
+        if (deps.registry) await modelFor(ev.result.model_id);
+        yield { result: { ...ev.result, state, oip_model_name: oipNameOf(ev.result.model_id) } };
       }
-      const keyed = {
-        dataset_uri: req.dataset_uri,
-        init: init ?? null,
-        config,
-        targets: targets ? { neurons: targets.neurons, data: targets.data } : null,
-      };
-      const key = await requestKey(keyed);
-      const every = req.progress_every || 10;
-      for await (
-        const ev of jobs.run<JobState, TrainProgress, ResultMsg>(
-          key,
-          JSON.parse(canonicalJson(keyed)),
-          async function* (job) {
-            const resume = job.state ? await store.get(job.state.checkpoint) : undefined;
-            const ckptKey = `${job.prefix}trainer.safetensors`;
-            const run = trainClassifier(input, trainData, {
-              resume,
-              init,
-              signal: ctx.signal,
-              progressEvery: every,
-              onCheckpoint: async (bytes, epoch) => {
-                await store.put(ckptKey, bytes, { contentType: "application/vnd.safetensors" });
-                await job.save({ epoch, checkpoint: ckptKey });
-              },
-            });
-            let step = await run.next();
-            while (!step.done) {
-              yield step.value;
-              step = await run.next();
-            }
-            const r = step.value;
-            try {
-              const checkpoint = await putArtifact(
-                store,
-                `${job.prefix}model.safetensors`,
-                saveMtlCheckpoint(r.model, { "cotrain.classes": JSON.stringify(data.classNames) }),
-                "application/vnd.safetensors",
-              );
-              const onnx = await putArtifact(
-                store,
-                `${job.prefix}model.onnx`,
-                exportVggOnnx(r.model.vgg),
-                "application/onnx",
-              );
-              return {
-                model_id: job.key,
-                checkpoint,
-                onnx,
-                model: r.config.kind,
-                epochs: r.epochs,
-                best_epoch: r.bestEpoch,
-                best_val_accuracy: r.bestValAccuracy,
-                test_accuracy: r.testAccuracy,
-                lr: r.lr,
-                s_c: r.sC,
-                s_n: r.sN,
-                history: r.history.map((h) => ({
-                  epoch: h.epoch,
-                  classification_loss: h.classificationLoss,
-                  neural_loss: h.neuralLoss,
-                  consistency_loss: h.consistencyLoss,
-                  val_accuracy: h.valAccuracy,
-                  lr: h.lr,
-                  s_c: h.sC,
-                  s_n: h.sN,
-                })),
-                resumed_from_epoch: r.resumedFrom,
-                classes: data.classNames,
-              };
-            } finally {
-              disposeMtl(r.model);
-            }
-          },
-        )
-      ) {
-        if (ev.kind === "progress") {
-          yield { progress: progressMsg(ev.progress, config.maxEpochs) };
-        } else {
-          const state = ev.cached
-            ? "JOB_STATE_CACHED"
-            : ev.resumed
-            ? "JOB_STATE_RESUMED"
-            : "JOB_STATE_STARTED";
-          // served over the Open Inference Protocol from now on
-          if (deps.registry) await modelFor(ev.result.model_id);
-          yield { result: { ...ev.result, state, oip_model_name: oipNameOf(ev.result.model_id) } };
+    }
+  }
+
+  return {
+    /**
+     * One model kind per request, or `oracle-two-stage`: stage 1 ("oracle") and then stage 2
+     * ("oracle-stage2" on stage 1's network), each its own content-keyed job exactly as if sent
+     * alone, so a re-sent request returns both stored results or resumes the stage it stopped in.
+     */
+    async *Train(req: TrainRequestMsg, ctx) {
+      if (req.model !== ORACLE_TWO_STAGE) {
+        for await (const ev of trainOne(req, ctx)) yield ev;
+        return;
+      }
+      const states: string[] = [];
+      let stage1: (ResultMsg & Record<string, unknown>) | undefined;
+      for await (const ev of trainOne({ ...req, model: "oracle", init_model_id: "" }, ctx, 1)) {
+        if (ev.result) stage1 = ev.result;
+        else yield ev;
+      }
+      states.push(String(stage1!.state));
+      const stage2 = { ...req, model: "oracle-stage2", init_model_id: stage1!.model_id };
+      for await (const ev of trainOne(stage2, ctx, 2)) {
+        if (!ev.result) {
+          yield ev;
+          continue;
         }
+        states.push(String(ev.result.state));
+        const state = states.every((s) => s === "JOB_STATE_CACHED")
+          ? "JOB_STATE_CACHED"
+          : states.includes("JOB_STATE_RESUMED")
+          ? "JOB_STATE_RESUMED"
+          : "JOB_STATE_STARTED";
+        yield {
+          result: {
+            ...ev.result,
+            state,
+            stage1_model_id: stage1!.model_id,
+            stage1_best_val_accuracy: stage1!.best_val_accuracy,
+            stage1_test_accuracy: stage1!.test_accuracy,
+          },
+        };
       }
     },
 
