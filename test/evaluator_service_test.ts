@@ -24,6 +24,7 @@ import {
   corruptionHandlers,
 } from "../services/corruption-generator/service.ts";
 import type { EngineChoice } from "../services/evaluator/engine.ts";
+import { loadEvaluatorEnv } from "../services/evaluator/main.ts";
 
 await initBackend("wasm");
 
@@ -128,6 +129,9 @@ Deno.test("evaluator: EvaluateShard stores per-image correctness; the same shard
         shard(modelId, { corruption: "clean", severity: 0, limit: 10 }),
       );
       assertEquals([clean.n, clean.severity, clean.seed, clean.preset], [10, 0, 0, ""]);
+      // a limit beyond the test split is no limit: the stored shard of limit 0
+      const all = await ev.client.unary<Msg>("EvaluateShard", shard(modelId, { limit: 500 }));
+      assertEquals([all.state, all.key, all.n], ["JOB_STATE_CACHED", r.key, 24]);
     } finally {
       await ev.stop();
     }
@@ -266,6 +270,29 @@ Deno.test("evaluator: Score gives the Baseline 100% and intervals around every e
       await ev.stop();
     }
   });
+});
+
+Deno.test("evaluator: its own settings are validated, naming the variable", () => {
+  assertEquals(loadEvaluatorEnv({}).COTRAIN_EVAL_ENGINE, "auto");
+  const env = loadEvaluatorEnv({
+    COTRAIN_CORRUPTION_ADDR: "127.0.0.1:50053",
+    COTRAIN_EVAL_ENGINE: "tfjs",
+    COTRAIN_EVAL_THREADS: "1",
+  });
+  assertEquals([env.COTRAIN_CORRUPTION_ADDR, env.COTRAIN_EVAL_ENGINE, env.COTRAIN_EVAL_THREADS], [
+    "127.0.0.1:50053",
+    "tfjs",
+    1,
+  ]);
+  for (const bad of [{ COTRAIN_EVAL_ENGINE: "gpu" }, { COTRAIN_EVAL_THREADS: "0" }]) {
+    let message = "";
+    try {
+      loadEvaluatorEnv(bad);
+    } catch (e) {
+      message = String(e);
+    }
+    assert(message.includes(Object.keys(bad)[0]), message);
+  }
 });
 
 Deno.test("evaluator: bad EvaluateShard input gets a clear status and the service keeps serving", async () => {

@@ -269,8 +269,9 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
   async function runShard(
     shard: Shard,
     ckpt: { key: string; sha256: string },
-    signal: AbortSignal,
+    ctx: { signal: AbortSignal; throwIfCancelled(): void },
   ): Promise<Omit<ShardResult, "key" | "correct"> & { correct: Uint8Array }> {
+    const signal = ctx.signal;
     const start = performance.now();
     const data = await loadDataset(shard.datasetUri, store);
     const test = data.test;
@@ -291,7 +292,7 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
     let nCorrect = 0;
     while (next) {
       const cur = await next;
-      if (signal.aborted) throw CotrainError.unavailable("cancelled");
+      ctx.throwIfCancelled();
       const labels = classifier.predict(cur.x.data, [cur.b, h, w, 1]);
       const i1 = cur.i0 + cur.b;
       next = i1 < n ? batchOf(i1) : null; // corrupt the next batch while this one is classified
@@ -336,6 +337,9 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
     async EvaluateShard(req: EvaluateShardMsg, ctx) {
       const shard = checkShard(req);
       const ckpt = await checkpointOf(shard.modelId);
+      // a limit at or above the test split's size is no limit: the same shard as limit 0
+      const total = (await loadDataset(shard.datasetUri, store)).test.images.shape[0];
+      if (shard.limit >= total) shard.limit = 0;
       const keyed = {
         checkpoint_sha256: ckpt.sha256,
         dataset_uri: shard.datasetUri,
@@ -352,7 +356,7 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
           JSON.parse(canonicalJson(keyed)),
           // deno-lint-ignore require-yield
           async function* (job) {
-            const r = await runShard(shard, ckpt, ctx.signal);
+            const r = await runShard(shard, ckpt, ctx);
             const correct = await storeTensor(
               { dtype: "uint8", shape: [r.n], data: r.correct },
               store,
