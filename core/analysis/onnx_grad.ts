@@ -6,8 +6,8 @@
  * target activation t, the graph takes x `[R, C, H, W]` (NCHW) and gives
  *
  * - `grad`: d/dx sum_rows ||f(x) - t||^2, written out by hand (reverse mode): `2 (f - t)`, then per
- *   layer backwards: ReLU' (pre-activation > 0), ConvTranspose with the same weights (the input
- *   gradient of a stride-1, pad-1 convolution), and for a 2x2 max-pool the gradient routed to the
+ *   layer backwards: ReLU' (pre-activation > 0), a convolution with the flipped, transposed
+ *   weights (the input gradient of a stride-1, pad-1 convolution), and for a 2x2 max-pool the gradient routed to the
  *   window's elements that equal the maximum (nearest upsampling + Equal; ties other than at zero
  *   have probability zero, and a zero after ReLU gets no gradient anyway; an odd row/column that
  *   the pool drops gets none);
@@ -45,6 +45,8 @@ interface Trace {
   kind: "conv" | "pool";
   /** conv: weight initializer, pre-activation; pool: its input and output. */
   weight?: string;
+  /** conv: the flipped, transposed weight of its input gradient. */
+  backWeight?: string;
   pre?: string;
   input: string;
   output: string;
@@ -52,8 +54,35 @@ interface Trace {
   outShape: Shape4;
 }
 
+/**
+ * The weight of a stride-1 convolution's input gradient as a convolution: OIHW [o, i, kh, kw] ->
+ * [i, o, kh, kw] flipped in both spatial axes (onnxruntime's Conv is much faster than its
+ * ConvTranspose, which has no blocked-layout kernel).
+ */
+export function flipTranspose(w: Float32Array, [o, i, kh, kw]: readonly number[]): Float32Array {
+  const out = new Float32Array(w.length);
+  for (let a = 0; a < o; a++) {
+    for (let b = 0; b < i; b++) {
+      for (let y = 0; y < kh; y++) {
+        for (let x = 0; x < kw; x++) {
+          out[((b * o + a) * kh + (kh - 1 - y)) * kw + (kw - 1 - x)] =
+            w[((a * i + b) * kh + y) * kw + x];
+        }
+      }
+    }
+  }
+  return out;
+}
+
 /** Adds the folded forward trunk on `x`; returns the per-layer trace and the output's shape. */
-function forward(g: OnnxGraph, model: VggModel, layer: string, x: string, shape: Shape4) {
+function forward(
+  g: OnnxGraph,
+  model: VggModel,
+  layer: string,
+  x: string,
+  shape: Shape4,
+  backward: boolean,
+) {
   const trace: Trace[] = [];
   let h = x;
   let s: Shape4 = shape;
@@ -69,6 +98,14 @@ function forward(g: OnnxGraph, model: VggModel, layer: string, x: string, shape:
         variance: read(model, `${l.name}.bn.running_var`),
       });
       const wn = g.initializer(`${l.name}.weight`, f.weight, f.dims);
+      const wb = !backward
+        ? undefined
+        : g.initializer(`${l.name}.weight_back`, flipTranspose(f.weight, f.dims), [
+          f.dims[1],
+          f.dims[0],
+          f.dims[2],
+          f.dims[3],
+        ]);
       const bn = g.initializer(`${l.name}.bias`, f.bias, [f.dims[0]]);
       const pre = g.node("Conv", [h, wn, bn], {
         kernel_shape: [3, 3],
@@ -77,7 +114,16 @@ function forward(g: OnnxGraph, model: VggModel, layer: string, x: string, shape:
       }, `${l.name}.pre`);
       const out = g.node("Relu", [pre], {}, l.name);
       const outShape: Shape4 = [s[0], f.dims[0], s[2], s[3]];
-      trace.push({ kind: "conv", weight: wn, pre, input: h, output: out, inShape: s, outShape });
+      trace.push({
+        kind: "conv",
+        weight: wn,
+        backWeight: wb,
+        pre,
+        input: h,
+        output: out,
+        inShape: s,
+        outShape,
+      });
       h = out;
       s = outShape;
     } else {
@@ -100,25 +146,26 @@ function forward(g: OnnxGraph, model: VggModel, layer: string, x: string, shape:
 export function exportFeaturesOnnx(model: VggModel, layer: string, shape: Shape4): Uint8Array {
   const g = new OnnxGraph();
   g.input("x", shape);
-  const f = forward(g, model, layer, "x", shape);
+  const f = forward(g, model, layer, "x", shape, false);
   g.output(f.features, "features", f.shape);
   return g.toModel({ name: "cotrain-features" });
 }
 
 /** Nearest 2x upsampling of `t` [R, C, h, w] to [R, C, H, W] (extra odd row/column: `pad`). */
 function upsample2(g: OnnxGraph, t: string, small: Shape4, big: Shape4, pad: number): string {
-  const [r, c, h, w] = small;
-  let u = g.node("Reshape", [t, g.int64("shape6", [r, c, h, 1, w, 1])]);
-  u = g.node("Expand", [u, g.int64("shape6x", [r, c, h, 2, w, 2])]);
-  u = g.node("Reshape", [u, g.int64("shape4", [r, c, 2 * h, 2 * w])]);
+  const [, , h, w] = small;
+  // nearest: out[y][x] = t[floor(y / 2)][floor(x / 2)] (onnxruntime's Resize is several times
+  // faster here than a Reshape + Expand or Concat + DepthToSpace)
+  let u = g.node("Resize", [t, "", g.initializer("scales", new Float32Array([1, 1, 2, 2]), [4])], {
+    mode: "nearest",
+    coordinate_transformation_mode: "asymmetric",
+    nearest_mode: "floor",
+  });
   const dh = big[2] - 2 * h;
   const dw = big[3] - 2 * w;
   if (dh > 0 || dw > 0) {
-    u = g.node("Pad", [
-      u,
-      g.int64("pads", [0, 0, 0, 0, 0, 0, dh, dw]),
-      g.initializer("padv", new Float32Array([pad]), []),
-    ], {
+    const pads = g.int64("pads", [0, 0, 0, 0, 0, 0, dh, dw]);
+    u = g.node("Pad", [u, pads, g.initializer("padv", new Float32Array([pad]), [])], {
       mode: "constant",
     });
   }
@@ -137,7 +184,7 @@ export function exportReconstructionGradOnnx(
 ): Uint8Array {
   const g = new OnnxGraph();
   g.input("x", shape);
-  const f = forward(g, model, layer, "x", shape);
+  const f = forward(g, model, layer, "x", shape, true);
   const n = f.shape.reduce((a, b) => a * b, 1);
   if (target.length !== n) {
     throw CoreError.invalidArgument(`target: ${target.length} values; features have ${n}`);
@@ -150,9 +197,9 @@ export function exportReconstructionGradOnnx(
   for (let i = f.trace.length - 1; i >= 0; i--) {
     const l = f.trace[i];
     if (l.kind === "conv") {
-      const pos = g.node("Greater", [l.pre!, zero]);
+      const pos = g.node("Greater", [l.output, zero]); // = pre-activation > 0
       const gp = g.node("Where", [pos, grad, zero]);
-      grad = g.node("ConvTranspose", [gp, l.weight!], {
+      grad = g.node("Conv", [gp, l.backWeight!], {
         kernel_shape: [3, 3],
         pads: [1, 1, 1, 1],
         strides: [1, 1],
