@@ -136,3 +136,43 @@ Deno.test("scoreModels: bad input names the field", () => {
   assertThrows(() => scoreModels([models[0], short]), Error, "same test images");
   assertThrows(() => scoreModels([]), Error, "models");
 });
+
+Deno.test("scoreModels: a resample's scores equal the per-shard formulas on the resampled images", () => {
+  const models = [fakeModel("Baseline", 0.6, 0.45, 200, 4), fakeModel("MTL", 0.65, 0.5, 200, 4)];
+  models[1].shards.pop(); // uneven seeds: jpeg_compression severity 5 has one seed here
+  const r = scoreModels(models, { bootstrap: 1, seed: 11 });
+  const w = bootstrapWeights(200, 11, 0);
+  const tables = models.map((m) => accuracyTable(m.shards, w));
+  const acs = tables.map(corruptionAccuracies);
+  const clean = models.map((m) => accuracy(m.clean[0], w));
+  const total = robustnessScore(acs[1], acs[0], PAPER_CORRUPTIONS);
+  const noise = robustnessScore(acs[1], acs[0], ["gaussian_noise", "shot_noise", "impulse_noise"]);
+  const mce = meanCorruptionError(tables[1], tables[0], PAPER_CORRUPTIONS).mce;
+  const rel = meanCorruptionError(tables[1], tables[0], PAPER_CORRUPTIONS, {
+    modelClean: clean[1],
+    baselineClean: clean[0],
+  }).mce;
+  const m = r.models[1];
+  for (
+    const [e, want] of [
+      [m.robustnessTotal, total],
+      [m.robustness.noise, noise],
+      [m.mce, mce],
+      [m.relativeMce, rel],
+      [m.cleanAccuracy, clean[1]],
+    ] as const
+  ) {
+    assertClose(e.lo, want, 1e-9);
+    assertClose(e.hi, want, 1e-9);
+  }
+});
+
+Deno.test("scoreModels: paper-sized (250 resamples of 10,000 images, 140 shards a model): narrow intervals", () => {
+  const models = [
+    fakeModel("Baseline", 0.6, 0.45, 10_000, 5),
+    fakeModel("MTL", 0.6, 0.5, 10_000, 5),
+  ];
+  const r = scoreModels(models, { bootstrap: 250 });
+  const m = r.models[1].robustnessTotal;
+  assert(m.hi - m.lo < 5 && m.lo < m.value && m.value < m.hi, JSON.stringify(m));
+});
