@@ -15,8 +15,16 @@
  * budget b; the rows do not interact (the loss is a sum, Adam's moments are per element).
  *
  * Eval-mode batch norm is folded into the convolutions once (w' = w * gamma / sqrt(var + eps),
- * b' = (b - mean) * gamma / sqrt(var + eps) + beta), so a step is conv + bias + ReLU (+ max-pool)
- * forward and Conv2DBackpropInput backward (cotrain's wasm kernel on the wasm backend).
+ * b' = (b - mean) * gamma / sqrt(var + eps) + beta). Two engines compute the gradient:
+ *
+ * - `onnx` (default): a hand-written gradient graph (onnx_grad.ts) on onnxruntime-node; the
+ *   input gradients of the convolutions are convolutions with flipped, transposed weights.
+ * - `tfjs`: autodiff on the active tfjs backend (on wasm, cotrain's Conv2DBackpropInput and
+ *   MaxPoolGrad kernels); the reference the onnx engine is tested against, several times slower
+ *   (BENCHMARKS.md, "Reconstruction").
+ *
+ * The blur, the optimiser step and the projection are plain loops over the batch (a 4 x 64 x 64
+ * batch is 16k numbers; the network dominates).
  *
  * @example
  * ```ts
