@@ -30,6 +30,8 @@ PROTOS = {
     "corruption": "cotrain/v1/corruption.proto",
     "neural_predictor": "cotrain/v1/neural_predictor.proto",
     "classifier_trainer": "cotrain/v1/classifier_trainer.proto",
+    "reconstructor": "cotrain/v1/reconstructor.proto",
+    "saliency": "cotrain/v1/saliency.proto",
     "inference": "inference/open_inference_grpc.proto",
     "health": "grpc/health/v1/health.proto",
 }
@@ -119,6 +121,10 @@ class Client:
             self.neural_predictor = g.neural_predictor.NeuralPredictorStub(self.channel)
         if hasattr(g, "classifier_trainer"):
             self.classifier_trainer = g.classifier_trainer.ClassifierTrainerStub(self.channel)
+        if hasattr(g, "reconstructor"):
+            self.reconstructor = g.reconstructor.ReconstructorStub(self.channel)
+        if hasattr(g, "saliency"):
+            self.saliency = g.saliency.SaliencyScorerStub(self.channel)
         self.inference = g.inference.GRPCInferenceServiceStub(self.channel)
 
 
