@@ -1,0 +1,115 @@
+/**
+ * The whole study end to end at smoke scale: experiments/smoke.json through real service
+ * processes (neural-predictor, classifier-trainer, evaluator, corruption-generator; one process
+ * each, loopback, one file store). Checks the results (every model scored, Baseline = 100%,
+ * intervals around the values, the npy arrays), the report (every figure present as SVG), and that
+ * a second run of the finished experiment does no work: every step comes from the store.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { readNpy } from "../core/io/npy.ts";
+import { loadExperiment } from "../clients/ts/experiment.ts";
+import { runPipeline } from "../clients/ts/pipeline.ts";
+import { FIGURE_IDS } from "../clients/ts/report/report.ts";
+import { startCluster } from "../clients/ts/lib/cluster.ts";
+
+const SMOKE = new URL("../experiments/smoke.json", import.meta.url).pathname;
+
+Deno.test("pipeline: smoke.json end to end through service processes; a re-run is all cached", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cotrain-e2e-" });
+  const store = `file://${dir}/store`;
+  const cluster = await startCluster({
+    services: ["neural-predictor", "classifier-trainer", "corruption-generator", "evaluator"],
+    store,
+    logDir: `${dir}/logs`,
+    corruptionViaService: true,
+  });
+  try {
+    const exp = await loadExperiment(SMOKE);
+    const targets = {
+      neuralPredictor: cluster.address("neural-predictor"),
+      classifierTrainer: cluster.address("classifier-trainer"),
+      evaluator: cluster.addresses("evaluator"),
+    };
+    const first = await runPipeline(exp, {
+      outDir: `${dir}/run1`,
+      store,
+      targets,
+      progress: false,
+    });
+    const r = first.results;
+
+    // every step ran; nothing was cached on a fresh store (the MTL-Oracle is not in smoke.json)
+    assert(r.steps.some((s) => !s.cached), "a fresh run computed nothing");
+    assertEquals(r.steps.filter((s) => s.skipped).length, 0);
+    // 1 Baseline + 4 MTL-Monkey ratios + 1 MTL-Shuffled + 1 Oracle, one seed
+    assertEquals(r.classifiers.length, 7);
+    assertEquals(r.steps.filter((s) => s.kind === "train").length, 8); // Oracle: two stages
+    const names = r.scores!.models.map((m) => m.name);
+    assertEquals(names, [
+      "Baseline",
+      "MTL-Monkey 1:2",
+      "MTL-Monkey 1:1",
+      "MTL-Monkey 2:1",
+      "MTL-Monkey 3:1",
+      "MTL-Shuffled",
+      "Oracle",
+    ]);
+    const base = r.scores!.models[0];
+    assert(Math.abs(base.robustness_total.value - 100) < 1e-9, "Baseline is not 100%");
+    for (const m of r.scores!.models) {
+      assertEquals(m.n, 24);
+      assert(m.clean_accuracy.value >= 0 && m.clean_accuracy.value <= 1);
+      const t = m.robustness_total;
+      assert(t.lo <= t.value + 1e-9 && t.value <= t.hi + 1e-9, `${m.name}: interval`);
+      assertEquals(
+        Object.keys(m.robustness).sort(),
+        ["blur", "digital", "noise", "weather"],
+      );
+      assertEquals(m.accuracy.length, 4 * 2);
+    }
+    // each classifier: a clean shard and 4 corruptions x 2 severities
+    for (const c of r.classifiers) assertEquals(c.shard_keys.length, 9);
+    // MTL networks carry a neural predictivity; the others do not
+    for (const c of r.classifiers) {
+      assertEquals(Number.isFinite(c.fev), c.kind.startsWith("mtl"), `${c.name} fev`);
+    }
+    assertEquals(r.predictors.length, 1);
+    assert(Number.isFinite(r.predictors[0].test.feve as number));
+    // Fig. 3C: the MTL-Monkey ratio sweep has 4 networks, enough for the regression
+    const reg = r.regressions.find((g) => g.group === "MTL-Monkey")!;
+    assert(reg.fit !== null || /rank|collinear/i.test(reg.note), reg.note);
+
+    // the files: results.json, the arrays, the report with every figure as SVG
+    const saved = JSON.parse(await Deno.readTextFile(first.resultsPath));
+    assertEquals(saved.scores.models.length, 7);
+    const acc = readNpy(await Deno.readFile(`${dir}/run1/accuracy.npy`));
+    assertEquals(acc.shape, [7, 4, 2]);
+    const rob = readNpy(await Deno.readFile(`${dir}/run1/robustness.npy`));
+    assertEquals(rob.shape, [7, 5, 3]);
+    assertEquals(rob.data[4 * 3], 100); // Baseline, total, value
+    const html = await Deno.readTextFile(first.reportPath);
+    for (const id of FIGURE_IDS) {
+      const at = html.indexOf(`id="${id}"`);
+      assert(at >= 0, `report lacks ${id}`);
+      assert(html.slice(at, at + 400).includes("<svg"), `${id} holds no svg`);
+    }
+
+    // the same experiment again: no work, every step from the store, the same numbers
+    const second = await runPipeline(exp, {
+      outDir: `${dir}/run2`,
+      store,
+      targets,
+      progress: false,
+    });
+    const notCached = second.results.steps.filter((s) => !s.cached).map((s) => s.name);
+    assertEquals(notCached, [], `steps that did work on the re-run: ${notCached.join(", ")}`);
+    assert(second.allCached);
+    assertEquals(
+      second.results.scores!.models.map((m) => m.robustness_total),
+      r.scores!.models.map((m) => m.robustness_total),
+    );
+  } finally {
+    await cluster.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
