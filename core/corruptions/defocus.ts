@@ -79,7 +79,14 @@ interface Plan {
   gauss: Float64Array;
   /** Pad around the image (kernel half-size plus the Gaussian's). */
   pad: number;
-  /** Sparse correction taps: dy, dx, weight. */
+  /**
+   * Edge terms (see defocusFilter): kernel row (or column) offset, half-width of the disk row
+   * (column) it comes from, weight (already divided by the disk's count).
+   */
+  ey: Int32Array;
+  ehw: Int32Array;
+  ew: Float64Array;
+  /** Sparse taps of the remaining corner term: dy, dx, weight. */
   cy: Int32Array;
   cx: Int32Array;
   cw: Float64Array;
@@ -87,12 +94,21 @@ interface Plan {
 
 const plans = new Map<string, Plan>();
 
+/**
+ * The kernel as matrices: K = A D A^T, D the normalised disk ((2R+1)^2), A the 1-D Gaussian with
+ * BORDER_REFLECT_101 inside the kernel array. With G the same Gaussian on the kernel array
+ * extended by its radius (no reflection, rows past the array kept) and E = A - G (zero-padded):
+ * K = G D G^T + E D G^T + G D E^T + E D E^T. The first term is the disk blurred in full (disk
+ * sums by prefix sums, then the separable Gaussian); E has a few entries by each edge of the
+ * array, so the second and third terms are a few row (column) passes of box-and-Gaussian
+ * filtered planes; the fourth is a handful of sparse taps (none for the presets' kernels).
+ */
 function planFor(radius: number, aliasBlur: number): Plan {
   const key = `${radius}/${aliasBlur}`;
   let p = plans.get(key);
   if (p) return p;
-  const { size, weights } = defocusKernel(radius, aliasBlur);
-  const R = (size - 1) >> 1;
+  const R = radius <= 8 ? 8 : radius;
+  const size = 2 * R + 1;
   const ks = radius <= 8 ? 3 : 5;
   const gr = (ks - 1) >> 1;
   const gauss = cvGaussian(ks, aliasBlur);
@@ -105,29 +121,46 @@ function planFor(radius: number, aliasBlur: number): Plan {
     halfWidth[dy + r] = a;
     count += a >= 0 ? 2 * a + 1 : 0;
   }
-  // (G * D) in full, on [-(R+gr), R+gr]^2, and the correction K - (G * D).
+  const hwOfRow = (j: number) => (Math.abs(j - R) <= r ? halfWidth[j - R + r] : -1);
+  // E over extended rows y = -gr..2R+gr (stored at y + gr) and array columns j = 0..2R.
   const P = R + gr;
-  const n = 2 * P + 1;
-  const gd = new Float64Array(n * n);
-  for (let y = -r; y <= r; y++) {
-    const a = halfWidth[y + r];
-    for (let x = -a; x <= a; x++) {
-      for (let ty = -gr; ty <= gr; ty++) {
-        for (let tx = -gr; tx <= gr; tx++) {
-          gd[(y + ty + P) * n + (x + tx + P)] += gauss[ty + gr] * gauss[tx + gr] / count;
-        }
+  const ne = size + 2 * gr;
+  const E = new Float64Array(ne * size);
+  for (let y = -gr; y < size + gr; y++) {
+    for (let j = 0; j < size; j++) {
+      let a = 0;
+      if (y >= 0 && y < size) {
+        for (let t = 0; t < ks; t++) if (reflect101Index(y + t - gr, size) === j) a += gauss[t];
+      }
+      const g = Math.abs(y - j) <= gr ? gauss[j - y + gr] : 0;
+      E[(y + gr) * size + j] = a - g;
+    }
+  }
+  const ey: number[] = [], ehw: number[] = [], ew: number[] = [];
+  for (let y = -gr; y < size + gr; y++) {
+    for (let j = 0; j < size; j++) {
+      const e = E[(y + gr) * size + j];
+      if (e !== 0 && hwOfRow(j) >= 0) {
+        ey.push(y - R);
+        ehw.push(hwOfRow(j));
+        ew.push(e / count);
       }
     }
   }
+  // E D E^T, sparse.
   const cy: number[] = [], cx: number[] = [], cw: number[] = [];
-  for (let y = -P; y <= P; y++) {
-    for (let x = -P; x <= P; x++) {
-      const k = Math.abs(y) <= R && Math.abs(x) <= R ? weights[(y + R) * size + x + R] : 0;
-      const d = k - gd[(y + P) * n + x + P];
-      if (Math.abs(d) > 1e-12) {
-        cy.push(y);
-        cx.push(x);
-        cw.push(d);
+  for (let y = 0; y < ne; y++) {
+    for (let x = 0; x < ne; x++) {
+      let v = 0;
+      for (let j = 0; j < size; j++) {
+        const ej = E[y * size + j], hw = hwOfRow(j);
+        if (ej === 0 || hw < 0) continue;
+        for (let i = R - hw; i <= R + hw; i++) v += ej * E[x * size + i] / count;
+      }
+      if (v !== 0) {
+        cy.push(y - P);
+        cx.push(x - P);
+        cw.push(v);
       }
     }
   }
@@ -137,6 +170,9 @@ function planFor(radius: number, aliasBlur: number): Plan {
     count,
     gauss,
     pad: P,
+    ey: Int32Array.from(ey),
+    ehw: Int32Array.from(ehw),
+    ew: Float64Array.from(ew),
     cy: Int32Array.from(cy),
     cx: Int32Array.from(cx),
     cw: Float64Array.from(cw),
@@ -161,16 +197,17 @@ export function defocusFilter(img: Img, radius: number, aliasBlur: number): Img 
   const gl = g.length;
   const gr = (gl - 1) >> 1;
   // A Gaussian whose side weights vanish next to 1 (alias blur 0.1: ~2e-22) is the identity.
-  const identity = gl === 3 && g[0] < 1e-18;
+  const identity = gl === 3 && g[0] < 1e-18 && p.ew.length === 0;
   const ph = h + 2 * P, pw = w + 2 * P, sw = pw + 1;
   const eh = h + 2 * gr, ew = w + 2 * gr;
-  const nPl = ph * pw, nSm = ph * sw, nA = eh * ew, nB = eh * w, nO = h * w;
-  const buf = scratchOf(nPl + nSm + nA + nB + nO);
-  const pl = buf.subarray(0, nPl);
-  const sm = buf.subarray(nPl, nPl + nSm);
-  const a = buf.subarray(nPl + nSm, nPl + nSm + nA);
-  const b = buf.subarray(nPl + nSm + nA, nPl + nSm + nA + nB);
-  const o = buf.subarray(nPl + nSm + nA + nB, nPl + nSm + nA + nB + nO);
+  const edges = p.ew.length > 0;
+  const nPl = ph * pw, nSm = ph * sw, nA = eh * ew, nB = h * ew, nO = h * w;
+  const nCm = edges ? (ph + 1) * pw : 0, nF = edges ? eh * w : 0;
+  const buf = scratchOf(nPl + nSm + nA + nB + nO + nCm + nF);
+  let at = 0;
+  const take = (n: number) => buf.subarray(at, at += n);
+  const pl = take(nPl), sm = take(nSm), a = take(nA), b = take(nB), o = take(nO);
+  const cm = take(nCm), F = take(nF);
   const ys = new Int32Array(ph), xs = new Int32Array(pw);
   for (let y = 0; y < ph; y++) ys[y] = reflect101Index(y - P, h);
   for (let x = 0; x < pw; x++) xs[x] = reflect101Index(x - P, w) * c;
@@ -180,6 +217,7 @@ export function defocusFilter(img: Img, radius: number, aliasBlur: number): Img 
   const r = p.radius;
   const hwOf = p.halfWidth;
   const inv = 1 / p.count;
+  const ey = p.ey, ehw = p.ehw, eww = p.ew, ne = eww.length;
   const cy = p.cy, cx = p.cx, cw = p.cw, nc = cw.length;
   for (let k = 0; k < c; k++) {
     // Padded plane and its row prefix sums.
@@ -207,38 +245,74 @@ export function defocusFilter(img: Img, radius: number, aliasBlur: number): Img 
         for (let x = 0; x < ew; x++) a[ao + x] += sm[hi + x] - sm[lo + x];
       }
     }
-    // Separable Gaussian (columns of the kernel, then rows), scaled by 1 / count.
     if (identity) {
       for (let y = 0; y < h; y++) {
         const ao = (y + gr) * ew + gr, oo = y * w;
         for (let x = 0; x < w; x++) o[oo + x] = a[ao + x] * inv;
       }
     } else {
-      for (let y = 0; y < eh; y++) {
-        const ao = y * ew, bo = y * w;
+      // The Gaussian down the columns, scaled by 1 / count: b (h x ew).
+      for (let y = 0; y < h; y++) {
+        const bo = y * ew;
+        for (let x = 0; x < ew; x++) b[bo + x] = 0;
+        for (let t = 0; t < gl; t++) {
+          const gt = g[t] * inv, ao = (y + t) * ew;
+          for (let x = 0; x < ew; x++) b[bo + x] += gt * a[ao + x];
+        }
+      }
+      // E D G^T before its horizontal Gaussian (shared with the disk's): E's weights times the
+      // horizontal box sums of the rows they point at.
+      for (let e = 0; e < ne; e++) {
+        const wt = eww[e], hw = ehw[e];
+        for (let y = 0; y < h; y++) {
+          const so = (y + ey[e] + P) * sw + P - gr, bo = y * ew;
+          const hi = so + hw + 1, lo = so - hw;
+          for (let x = 0; x < ew; x++) b[bo + x] += wt * (sm[hi + x] - sm[lo + x]);
+        }
+      }
+      // The Gaussian along the rows: o (h x w).
+      for (let y = 0; y < h; y++) {
+        const bo = y * ew, oo = y * w;
         if (gl === 3) {
           const g0 = g[0], g1 = g[1], g2 = g[2];
           for (let x = 0; x < w; x++) {
-            b[bo + x] = g0 * a[ao + x] + g1 * a[ao + x + 1] + g2 * a[ao + x + 2];
+            o[oo + x] = g0 * b[bo + x] + g1 * b[bo + x + 1] + g2 * b[bo + x + 2];
           }
         } else {
           for (let x = 0; x < w; x++) {
             let s = 0;
-            for (let t = 0; t < gl; t++) s += g[t] * a[ao + x + t];
-            b[bo + x] = s;
+            for (let t = 0; t < gl; t++) s += g[t] * b[bo + x + t];
+            o[oo + x] = s;
           }
+        }
+      }
+    }
+    if (ne > 0) {
+      // G D E^T: the same transposed, vertical box sums from column prefix sums, then the
+      // Gaussian down the columns.
+      for (let x = 0; x < pw; x++) cm[x] = 0;
+      for (let y = 0; y < ph; y++) {
+        const co = y * pw;
+        for (let x = 0; x < pw; x++) cm[co + pw + x] = cm[co + x] + pl[co + x];
+      }
+      for (let i = 0; i < nF; i++) F[i] = 0;
+      for (let e = 0; e < ne; e++) {
+        const wt = eww[e], hw = ehw[e], off = ey[e] + P;
+        for (let y = 0; y < eh; y++) {
+          const top = (P - gr + y - hw) * pw + off, bot = (P - gr + y + hw + 1) * pw + off;
+          const fo = y * w;
+          for (let x = 0; x < w; x++) F[fo + x] += wt * (cm[bot + x] - cm[top + x]);
         }
       }
       for (let y = 0; y < h; y++) {
         const oo = y * w;
-        for (let x = 0; x < w; x++) o[oo + x] = 0;
         for (let t = 0; t < gl; t++) {
-          const gt = g[t] * inv, bo = (y + t) * w;
-          for (let x = 0; x < w; x++) o[oo + x] += gt * b[bo + x];
+          const gt = g[t], fo = (y + t) * w;
+          for (let x = 0; x < w; x++) o[oo + x] += gt * F[fo + x];
         }
       }
     }
-    // Sparse correction where the kernel array cut the blurred disk.
+    // E D E^T: sparse taps.
     for (let j = 0; j < nc; j++) {
       const wt = cw[j], off = (P + cy[j]) * pw + P + cx[j];
       for (let y = 0; y < h; y++) {
