@@ -120,3 +120,58 @@ export function rhoScatterPng(series: ScatterSeries[], options: ScatterOptions =
   }
   return encodePng({ width: size, height: size, channels: 3, data });
 }
+
+/** One model's row of Fig. 5: its reconstruction at each budget and, optionally, their controls. */
+export interface Figure5Row {
+  reconstructions: ArrayLike<number>[];
+  controls?: ArrayLike<number>[];
+}
+
+/**
+ * Fig. 5 for one image: a row per model, columns = the original, the reconstruction at each
+ * budget, then the spectral control of each (all `side` x `side`).
+ */
+export function figure5Png(
+  original: ArrayLike<number>,
+  rows: Figure5Row[],
+  side: number,
+  options: GridOptions = {},
+): Uint8Array {
+  return reconstructionGridPng(
+    rows.map((r) => [original, ...r.reconstructions, ...(r.controls ?? [])]),
+    side,
+    options,
+  );
+}
+
+/** Series colours of Fig. 7: MTL-Monkey against Baseline (blue) and against Oracle (orange). */
+export const FIGURE7_COLORS = {
+  baseline: [31, 119, 180] as [number, number, number],
+  oracle: [255, 127, 14] as [number, number, number],
+};
+
+/**
+ * Fig. 7: rho_bar per image of MTL-Monkey (y) against Baseline and against Oracle (x), with the
+ * diagonal; points above it are images whose MTL reconstruction keeps more of its norm on the
+ * salient pixels.
+ */
+export function figure7Png(
+  rhoBar: { mtl: number[]; baseline?: number[]; oracle?: number[] },
+  options: ScatterOptions = {},
+): Uint8Array {
+  const series: ScatterSeries[] = [];
+  for (const name of ["baseline", "oracle"] as const) {
+    const xs = rhoBar[name];
+    if (!xs) continue;
+    if (xs.length !== rhoBar.mtl.length) {
+      throw CoreError.invalidArgument(
+        `figure: ${xs.length} ${name} values for ${rhoBar.mtl.length} MTL values`,
+      );
+    }
+    series.push({
+      points: xs.map((x, i) => ({ x, y: rhoBar.mtl[i] })),
+      color: FIGURE7_COLORS[name],
+    });
+  }
+  return rhoScatterPng(series, options);
+}
