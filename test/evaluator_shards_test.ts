@@ -66,6 +66,29 @@ Deno.test("shards: order, progress, a dead address skipped, bad input and no rep
     assertEquals(progress, [[1, 5], [2, 5], [3, 5], [4, 5], [5, 5]]);
     assertEquals(await runShards(server.address, []), []);
 
+    // one balanced channel over two replicas (ipv4: list, round_robin): both get shards
+    const evaluator2 = createEvaluator({ store, threads: 1, replica: "second" });
+    const server2 = new RpcServer({
+      name: "evaluator",
+      protoFiles: [EVALUATOR_PROTO],
+      services: { [EVALUATOR_SERVICE]: evaluator2.handlers },
+      config: testConfig(),
+    });
+    await server2.start();
+    server2.setServing(true);
+    try {
+      const fresh = shards.map((s) => ({ ...s, seed: 3 }));
+      const both = await runShards(`ipv4:${server.address},${server2.address}`, fresh, {
+        concurrency: 1,
+        replicas: 2,
+      });
+      assertEquals(both.map((r) => r.corruption), shards.map((s) => s.corruption));
+      assertEquals(new Set(both.map((r) => r.served_by)).size, 2);
+    } finally {
+      await server2.shutdown();
+      await evaluator2.close();
+    }
+
     const bad = await assertRejectsCode(
       runShards([server.address], [...shards, { ...shards[1], severity: 9 }]),
       "INVALID_ARGUMENT",

@@ -3,9 +3,10 @@
  *
  * Targets are either a list of `host:port` (one channel per replica: each gets at most
  * `concurrency` shards at a time, and a replica that fails is paused and its shard handed to
- * another), or one gRPC target such as `dns:///evaluator.cotrain.svc:50054` whose addresses one
- * channel balances round_robin (as on Kubernetes; `concurrency x replicas` shards in flight, and a
- * failed shard is re-sent on the same channel, which routes it to a live replica).
+ * another), or one gRPC target such as `dns:///evaluator.cotrain.svc:50054` (or
+ * `ipv4:10.0.0.1:50054,10.0.0.2:50054`) whose addresses one channel balances round_robin (as on
+ * Kubernetes; `concurrency x replicas` shards in flight, and a failed shard is re-sent on the same
+ * channel, which routes it to a live replica).
  *
  * A shard whose replica died (UNAVAILABLE, a dropped connection) is retried; shards are idempotent
  * and content-keyed in the shared store, so a retry elsewhere gives the same result, and a shard
@@ -55,7 +56,11 @@ interface Replica {
   probe: Promise<boolean> | null;
 }
 
+/** A gRPC target one channel balances by itself: `dns:///name:port`, `ipv4:a:p,b:q`, ... */
+const BALANCED = /^(dns|ipv4|ipv6|unix):/;
+
 function splitTargets(targets: string[] | string): string[] {
+  if (typeof targets === "string" && BALANCED.test(targets.trim())) return [targets.trim()];
   const list = (Array.isArray(targets) ? targets : targets.split(","))
     .map((t) => t.trim()).filter((t) => t.length > 0);
   if (list.length === 0) throw CotrainError.invalidArgument("targets: no evaluator address given");
@@ -87,12 +92,13 @@ export const runShards: RunShards = async (
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw CotrainError.invalidArgument(`concurrency: ${concurrency}; a whole number >= 1`);
   }
-  const balanced = list.length === 1 && list[0].includes(":///");
+  const balanced = list.length === 1 && BALANCED.test(list[0]);
   const replicas: Replica[] = list.map((target) => ({
     client: new RpcClient({
       protoFiles: [EVALUATOR_PROTO],
       service: EVALUATOR_SERVICE,
-      target,
+      // an ipv4:/ipv6: list goes as its addresses (RpcClient builds the same target from them)
+      target: /^ipv[46]:/.test(target) ? target.replace(/^ipv[46]:/, "").split(",") : target,
       deadlineMs: opts.deadlineMs ?? 0,
       retries: 0,
     }),
