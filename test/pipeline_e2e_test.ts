@@ -22,6 +22,7 @@ Deno.test("pipeline: smoke.json end to end through service processes; a re-run i
     store,
     logDir: `${dir}/logs`,
     corruptionViaService: true,
+    restart: true,
   });
   try {
     const exp = await loadExperiment(SMOKE);
@@ -108,6 +109,11 @@ Deno.test("pipeline: smoke.json end to end through service processes; a re-run i
       second.results.scores!.models.map((m) => m.robustness_total),
       r.scores!.models.map((m) => m.robustness_total),
     );
+    if (cluster.restarts.length) {
+      console.warn(
+        `service processes that died and were restarted: ${JSON.stringify(cluster.restarts)}`,
+      );
+    }
   } finally {
     await cluster.stop();
     await Deno.remove(dir, { recursive: true });

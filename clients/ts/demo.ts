@@ -83,6 +83,7 @@ export async function main(args: string[]): Promise<number> {
     logDir: `${outDir}/logs`,
     logLevel: "info",
     corruptionViaService: values["corruption-service"],
+    restart: true,
   });
   let status = 0;
   try {
@@ -108,6 +109,9 @@ export async function main(args: string[]): Promise<number> {
         ((performance.now() - t0) / 1000).toFixed(1)
       } s`,
     );
+    for (const r of cluster.restarts) {
+      console.error(`demo: ${r.name} died (${r.signal ?? r.code}) and was restarted`);
+    }
     console.log(out.reportPath);
   } catch (err) {
     console.error(`demo: ${(err as Error).message}`);

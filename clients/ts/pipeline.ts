@@ -264,6 +264,9 @@ export async function runPipeline(
     protoFiles: [EVALUATOR_PROTO],
     service: EVALUATOR_SERVICE,
     target: options.targets.evaluator,
+    // a replica may be restarting (a Kubernetes pod, or the demo's supervisor): wait up to ~50 s
+    retries: 8,
+    backoffMs: 200,
   });
   try {
     const dsUri = datasetUri(exp);

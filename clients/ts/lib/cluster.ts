@@ -80,12 +80,38 @@ export interface ClusterOptions {
   corruptionViaService?: boolean;
   /** How long one service may take to become SERVING (default 120 s). */
   readyTimeoutMs?: number;
+  /**
+   * Restart a process that exits on its own (not by {@linkcode Cluster.stop} or
+   * {@linkcode Cluster.kill}) on the same port, as a Kubernetes restart policy would (default
+   * false). Each restart is counted in {@linkcode Cluster.restarts}.
+   */
+  restart?: boolean;
 }
 
 /** A set of running service processes. */
 export class Cluster {
   readonly processes: ServiceProcess[] = [];
+  /** Processes that exited on their own and were restarted: name, replica, exit status. */
+  readonly restarts: { name: ServiceName; replica: number; code: number; signal: string | null }[] =
+    [];
+  #stopping = new Set<ServiceProcess>();
+  #restarter: ((p: ServiceProcess) => Promise<ServiceProcess>) | null = null;
   constructor(readonly logDir: string) {}
+
+  /** Watches a process; restarts it on the same port when it exits on its own. */
+  watch(p: ServiceProcess, restarter: ((p: ServiceProcess) => Promise<ServiceProcess>) | null) {
+    this.#restarter = restarter;
+    p.exited.then(async (st) => {
+      if (this.#stopping.has(p) || !this.#restarter) return;
+      this.restarts.push({ name: p.name, replica: p.replica, code: st.code, signal: st.signal });
+      try {
+        const q = await this.#restarter(p);
+        const i = this.processes.indexOf(p);
+        if (i >= 0) this.processes[i] = q;
+        this.watch(q, this.#restarter);
+      } catch { /* it stays down; callers see UNAVAILABLE */ }
+    });
+  }
 
   /** The address of a service's first replica; throws when it was not started. */
   address(name: ServiceName): string {
@@ -101,6 +127,7 @@ export class Cluster {
 
   /** Kills one process at once (SIGKILL), e.g. to test failover. */
   async kill(p: ServiceProcess): Promise<void> {
+    this.#stopping.add(p);
     try {
       p.child.kill("SIGKILL");
     } catch { /* already gone */ }
@@ -109,7 +136,9 @@ export class Cluster {
 
   /** Stops every process: SIGTERM, then SIGKILL after `graceMs`. */
   async stop(graceMs = 15_000): Promise<void> {
+    this.#restarter = null;
     await Promise.all(this.processes.map(async (p) => {
+      this.#stopping.add(p);
       try {
         p.child.kill("SIGTERM");
       } catch { /* already gone */ }
@@ -134,6 +163,10 @@ export async function startService(
     logLevel?: string;
     env?: Record<string, string>;
     readyTimeoutMs?: number;
+    /** A fixed port (default: any free one). */
+    port?: number;
+    /** Append to the log file instead of starting it afresh. */
+    appendLog?: boolean;
   },
 ): Promise<ServiceProcess> {
   if (!serviceExists(name)) throw new Error(`cluster: no service ${name} (${serviceMain(name)})`);
@@ -142,7 +175,7 @@ export async function startService(
     cwd: ROOT,
     env: {
       COTRAIN_HOST: "127.0.0.1",
-      COTRAIN_PORT: "0",
+      COTRAIN_PORT: String(options.port ?? 0),
       COTRAIN_STORE: options.store,
       COTRAIN_LOG_LEVEL: options.logLevel ?? "info",
       COTRAIN_MAX_CONNECTION_AGE_MS: "0",
@@ -153,7 +186,12 @@ export async function startService(
     stderr: "piped",
   }).spawn();
   const exited = child.status;
-  const log = await Deno.open(options.logFile, { create: true, write: true, truncate: true });
+  const log = await Deno.open(options.logFile, {
+    create: true,
+    write: true,
+    truncate: !options.appendLog,
+    append: options.appendLog,
+  });
   const { promise: addr, resolve: resolveAddr, reject: rejectAddr } = Promise.withResolvers<
     string
   >();
@@ -219,8 +257,15 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     counts.set(name, replica + 1);
     return { name, replica };
   });
-  const start = (name: ServiceName, replica: number, extra: Record<string, string> = {}) =>
+  const start = (
+    name: ServiceName,
+    replica: number,
+    extra: Record<string, string> = {},
+    port?: number,
+  ) =>
     startService(name, {
+      port,
+      appendLog: port !== undefined,
       store: options.store,
       logFile: `${logDir}/${name}${replica ? `-${replica}` : ""}.log`,
       replica,
@@ -249,6 +294,13 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     for (const r of results2) if (r.status === "fulfilled") cluster.processes.push(r.value);
     const failed2 = results2.find((r) => r.status === "rejected");
     if (failed2) throw (failed2 as PromiseRejectedResult).reason;
+    if (options.restart) {
+      const extraOf = (p: ServiceProcess): Record<string, string> =>
+        p.name === "evaluator" && corruptionAddr ? { COTRAIN_CORRUPTION_ADDR: corruptionAddr } : {};
+      const restarter = (p: ServiceProcess) =>
+        start(p.name, p.replica, extraOf(p), Number(p.address.split(":").pop()));
+      for (const p of cluster.processes) cluster.watch(p, restarter);
+    }
     return cluster;
   } catch (err) {
     await cluster.stop(2000);
