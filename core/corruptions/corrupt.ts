@@ -231,9 +231,10 @@ export function corruptBatch(batch: ImageBatch, options: CorruptOptions): ImageB
     }
     return { dtype: batch.dtype, shape: [...batch.shape], data: out } as ImageBatch;
   }
+  // One input image for the whole batch (refilled per image; every corruptor returns a new one).
+  const img = newImage(h, w, work);
+  const d = img.data;
   for (let i = 0; i < n; i++) {
-    const img = newImage(h, w, work);
-    const d = img.data;
     const base = i * per;
     // Monomorphic loops per dtype (a union-typed array access costs several times more).
     if (isU8) {

@@ -28,6 +28,7 @@ import { defocusFilter } from "./defocus.ts";
 import { frostTexture } from "./frost.ts";
 import { jpegRoundTrip } from "./jpeg.ts";
 import {
+  addClippedZoom,
   clip01,
   clippedZoom,
   cropTopLeft,
@@ -58,7 +59,11 @@ import { spatter } from "./spatter.ts";
 export type Corruptor = (img: Img, params: any, rng: Rng, preset: PresetName) => Img;
 
 function copy(img: Img): Img {
-  return { h: img.h, w: img.w, c: img.c, data: img.data.slice() };
+  // A loop into a new array: several times faster than slice() for image-sized arrays.
+  const src = img.data;
+  const data = new Float64Array(src.length);
+  for (let i = 0; i < src.length; i++) data[i] = src[i];
+  return { h: img.h, w: img.w, c: img.c, data };
 }
 
 /** Round half to even, as numpy's np.round. */
@@ -218,18 +223,9 @@ function motionBlurC(img: Img, p: [number, number], rng: Rng): Img {
 /** Mean of the image and its centre zooms. */
 function zoomBlur(img: Img, range: { start: number; stop: number; step: number }): Img {
   const zooms = zoomFactors(range);
-  const { h, w } = img;
   const acc = copy(img);
   const d = acc.data;
-  for (const z of zooms) {
-    const layer = clippedZoom(img, z);
-    const lw = layer.w * img.c;
-    const rowLen = w * img.c;
-    for (let y = 0; y < h; y++) {
-      const s = y * lw, o = y * rowLen;
-      for (let i = 0; i < rowLen; i++) d[o + i] += layer.data[s + i];
-    }
-  }
+  for (const z of zooms) addClippedZoom(img, z, d);
   const inv = 1 / (zooms.length + 1);
   for (let i = 0; i < d.length; i++) d[i] *= inv;
   return clip01(acc);

@@ -214,6 +214,72 @@ export function clippedZoom(img: Img, z: number): Img {
   return out;
 }
 
+interface ZoomAccPlan {
+  top: number;
+  left: number;
+  /** Crop rows that the kept output rows read (first..last), for the column pass. */
+  r0: number;
+  r1: number;
+  py: { i0: Int32Array; i1: Int32Array; f: Float64Array };
+  px: { i0: Int32Array; i1: Int32Array; f: Float64Array };
+}
+const zoomAccPlans = new Map<string, ZoomAccPlan>();
+let zoomTmp = new Float64Array(0);
+
+/**
+ * Adds the top-left h x w part of {@linkcode clippedZoom}(img, z) to `acc` (h x w x c), with the
+ * same arithmetic (so the same doubles) as zooming, cropping and adding; only the kept rows and
+ * columns are computed, the interpolation plans are cached per (h, w, z) and the column pass
+ * writes into a reused buffer.
+ */
+export function addClippedZoom(img: Img, z: number, acc: Float64Array): void {
+  const { h, w, c } = img;
+  const key = `${h}/${w}/${z}`;
+  let p = zoomAccPlans.get(key);
+  if (!p) {
+    const ch = Math.ceil(h / z), cw = Math.ceil(w / z);
+    const py = zoomPlan(ch, Math.round(ch * z)), px = zoomPlan(cw, Math.round(cw * z));
+    if (py.i0.length < h || px.i0.length < w) {
+      throw new RangeError(`addClippedZoom: zoom ${z} of ${h}x${w} is smaller than the image`);
+    }
+    let r0 = ch, r1 = -1;
+    for (let y = 0; y < h; y++) {
+      r0 = Math.min(r0, py.i0[y], py.i1[y]);
+      r1 = Math.max(r1, py.i0[y], py.i1[y]);
+    }
+    p = { top: (h - ch) >> 1, left: (w - cw) >> 1, r0, r1, py, px };
+    if (zoomAccPlans.size > 256) zoomAccPlans.clear();
+    zoomAccPlans.set(key, p);
+  }
+  const rowLen = w * c;
+  if (zoomTmp.length < (p.r1 + 1) * rowLen) zoomTmp = new Float64Array((p.r1 + 1) * rowLen);
+  const tmp = zoomTmp;
+  const src = img.data;
+  const { i0: xa, i1: xb, f: xf } = p.px;
+  for (let y = p.r0; y <= p.r1; y++) {
+    const sBase = ((p.top + y) * w + p.left) * c;
+    const tBase = y * rowLen;
+    if (c === 3) {
+      for (let x = 0; x < w; x++) {
+        const a = sBase + xa[x] * 3, b = sBase + xb[x] * 3, f = xf[x], g = 1 - f, t = tBase + x * 3;
+        tmp[t] = g * src[a] + f * src[b];
+        tmp[t + 1] = g * src[a + 1] + f * src[b + 1];
+        tmp[t + 2] = g * src[a + 2] + f * src[b + 2];
+      }
+    } else {
+      for (let x = 0; x < w; x++) {
+        const a = sBase + xa[x] * c, b = sBase + xb[x] * c, f = xf[x], g = 1 - f, t = tBase + x * c;
+        for (let k = 0; k < c; k++) tmp[t + k] = g * src[a + k] + f * src[b + k];
+      }
+    }
+  }
+  const { i0: ya, i1: yb, f: yf } = p.py;
+  for (let y = 0; y < h; y++) {
+    const a = ya[y] * rowLen, b = yb[y] * rowLen, f = yf[y], g = 1 - f, o = y * rowLen;
+    for (let i = 0; i < rowLen; i++) acc[o + i] += g * tmp[a + i] + f * tmp[b + i];
+  }
+}
+
 /** The top-left h x w part of an image (which must be at least that large). */
 export function cropTopLeft(img: Img, h: number, w: number): Img {
   if (img.h === h && img.w === w) return img;
@@ -236,30 +302,35 @@ export function shiftedSum(img: Img, kernel: Float64Array, dy: number[], dx: num
   const out = newImage(h, w, c);
   const dst = out.data;
   const rowLen = w * c;
-  for (let t = 0; t < dy.length; t++) {
-    const wt = kernel[t];
-    const sx = dx[t];
-    const sy = dy[t];
-    // Output column x reads source column clamp(x - sx): columns [lo, hi) read x - sx directly.
-    const lo = Math.max(0, sx);
-    const hi = Math.min(w, w + sx);
-    for (let y = 0; y < h; y++) {
-      let srcY = y - sy;
+  const taps = dy.length;
+  // Row by row, every tap in order (the same sums in the same order as tap by tap), so the
+  // output row stays in the first-level cache. Output column x reads source column
+  // clamp(x - sx): columns [lo, hi) read x - sx directly, the rest the edge pixel.
+  const lo = new Int32Array(taps), hi = new Int32Array(taps), sxs = new Int32Array(taps);
+  for (let t = 0; t < taps; t++) {
+    const sx = dx[t] | 0;
+    sxs[t] = sx;
+    lo[t] = Math.max(0, sx);
+    hi[t] = Math.min(w, w + sx);
+  }
+  for (let y = 0; y < h; y++) {
+    const dRow = y * rowLen;
+    for (let t = 0; t < taps; t++) {
+      const wt = kernel[t];
+      const sx = sxs[t], l = lo[t], u = hi[t];
+      let srcY = y - (dy[t] | 0);
       srcY = srcY < 0 ? 0 : srcY >= h ? h - 1 : srcY;
       const sRow = srcY * rowLen;
-      const dRow = y * rowLen;
-      if (lo > 0) {
-        for (let x = 0; x < lo; x++) {
-          for (let k = 0; k < c; k++) dst[dRow + x * c + k] += wt * src[sRow + k];
-        }
+      for (let x = 0; x < l; x++) {
+        for (let k = 0; k < c; k++) dst[dRow + x * c + k] += wt * src[sRow + k];
       }
-      const s0 = sRow + (lo - sx) * c;
-      const d0 = dRow + lo * c;
-      const n = (hi - lo) * c;
+      const s0 = sRow + (l - sx) * c;
+      const d0 = dRow + l * c;
+      const n = (u - l) * c;
       for (let i = 0; i < n; i++) dst[d0 + i] += wt * src[s0 + i];
-      if (hi < w) {
+      if (u < w) {
         const last = sRow + (w - 1) * c;
-        for (let x = hi; x < w; x++) {
+        for (let x = u; x < w; x++) {
           for (let k = 0; k < c; k++) dst[dRow + x * c + k] += wt * src[last + k];
         }
       }
