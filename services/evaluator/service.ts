@@ -397,9 +397,22 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
           throw CotrainError.invalidArgument(`models[${i}].shard_keys: none given`);
         }
         const mc: ModelCorrectness = { name: m.name, clean: [], shards: [] };
-        for (const [j, key] of keys.entries()) {
+        // read the model's shards 32 at a time (a paper-sized model has 351)
+        const loadedShards: { r: ShardResult; correct: Uint8Array }[] = [];
+        for (let j0 = 0; j0 < keys.length; j0 += 32) {
+          loadedShards.push(
+            ...await Promise.all(
+              keys.slice(j0, j0 + 32).map(async (key, dj) => {
+                const field = `models[${i}].shard_keys[${j0 + dj}]`;
+                const r = await storedShard(key, field);
+                const t = await resolveTensorRef(r.correct, store, { field, dtypes: ["uint8"] });
+                return { r, correct: t.data as Uint8Array };
+              }),
+            ),
+          );
+        }
+        for (const [j, { r, correct }] of loadedShards.entries()) {
           const field = `models[${i}].shard_keys[${j}]`;
-          const r = await storedShard(key, field);
           const ident = `${r.dataset_uri} limit ${r.limit}`;
           reference ??= ident;
           if (ident !== reference) {
@@ -407,8 +420,6 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
               `${field}: shard of ${ident}; the others are of ${reference} (every shard must cover the same test images)`,
             );
           }
-          const t = await resolveTensorRef(r.correct, store, { field, dtypes: ["uint8"] });
-          const correct = t.data as Uint8Array;
           if (r.corruption === "clean") mc.clean.push(correct);
           else {
             mc.shards.push(
