@@ -115,6 +115,14 @@ Deno.test("reconstructor: Reconstruct streams progress, stores the result, answe
     assertEquals(again[0].result.state, "JOB_STATE_CACHED");
     assertEquals(again[0].result.key, result.key);
     assertEquals(again[0].result.reconstructions.sha256, result.reconstructions.sha256);
+    // the same checkpoint named by a classifier-trainer model_id: the same content, the same result
+    const id = "0123456789abcdef0123456789abcdef";
+    await store.put(
+      `jobs/classifier-train/${id}/model.safetensors`,
+      await store.get("models/mtl.safetensors"),
+    );
+    const byId = await collect(client, { ...req, model_uri: id });
+    assertEquals([byId.length, byId[0].result.key], [1, result.key]);
   });
 });
 

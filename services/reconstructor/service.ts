@@ -152,28 +152,44 @@ export function reconstructorHandlers(deps: ReconstructorDeps): ServiceHandlers 
   const jobs = new JobRunner(store, JOB_KIND);
   const models = new Map<string, FeatureModel>();
 
-  /** The network of a checkpoint URI, cached by the stored object's sha256. */
-  async function modelFor(uri: string): Promise<{ model: FeatureModel; sha256: string }> {
-    if (!uri) {
+  /** Requests using each cached model now (a model in use is never evicted). */
+  const inUse = new Map<string, number>();
+
+  /**
+   * The network named by `ref` (a checkpoint URI, or a classifier-trainer model_id), cached by the
+   * stored object's sha256; the caller releases it with {@linkcode release}.
+   */
+  async function acquire(ref: string): Promise<{ model: FeatureModel; sha256: string }> {
+    if (!ref) {
       throw CotrainError.invalidArgument(
         "model_uri: missing (the store URI of a classifier-trainer or neural-predictor checkpoint)",
       );
     }
-    const key = store.keyOf(uri); // INVALID_ARGUMENT outside the store
+    const key = /^[0-9a-f]{32}$/.test(ref)
+      ? `jobs/classifier-train/${ref}/model.safetensors`
+      : store.keyOf(ref); // INVALID_ARGUMENT outside the store
     const info = await store.stat(key);
-    if (!info) throw CotrainError.notFound(`model_uri: ${uri} does not exist`);
+    if (!info) throw CotrainError.notFound(`model_uri: ${ref} does not exist`);
     const id = info.sha256 || key;
     let model = models.get(id);
     if (!model) {
       model = loadFeatureModel(await store.get(key));
       models.set(id, model);
-      if (models.size > 4) {
-        const [k, m] = models.entries().next().value!;
-        models.delete(k);
-        m.dispose();
-      }
+    }
+    inUse.set(id, (inUse.get(id) ?? 0) + 1);
+    for (const [k, m] of models) {
+      if (models.size <= 4) break;
+      if (inUse.get(k)) continue;
+      models.delete(k);
+      m.dispose();
     }
     return { model, sha256: id };
+  }
+
+  function release(id: string): void {
+    const n = (inUse.get(id) ?? 1) - 1;
+    if (n > 0) inUse.set(id, n);
+    else inUse.delete(id);
   }
 
   return {
@@ -204,121 +220,125 @@ export function reconstructorHandlers(deps: ReconstructorDeps): ServiceHandlers 
           `constraint: unknown ${JSON.stringify(constraint)}; allowed: project, rescale`,
         );
       }
-      const { model, sha256 } = await modelFor(req.model_uri ?? "");
-      const options = resolveReconstructOptions(model.vgg, {
-        layer: req.layer || undefined,
-        budgets: budgets.length ? budgets : undefined,
-        steps,
-        optimizer,
-        lr: opt<number>(r, "lr"),
-        constraint,
-        blurSigma: opt<number>(r, "blur_sigma"),
-        seed: Number(req.seed ?? 0),
-        lossEvery: req.loss_every || undefined,
-      });
-      if (options.steps > maxSteps) {
-        throw CotrainError.invalidArgument(
-          `steps: the default ${options.steps} is above this server's cap of ${maxSteps} ` +
-            `(COTRAIN_MAX_RECONSTRUCT_STEPS); ask for fewer steps`,
-        );
-      }
-      const t = await resolveTensor(req.images, store, {
-        field: "images",
-        dtypes: ["float32"],
-        rejectNonFinite: true,
-      });
-      const images = grayBatch(t, "images");
-      const keyed = { model: sha256, images: images.data, shape: images.shape, options };
-      const key = await requestKey(keyed);
-      const started = performance.now();
-      for await (
-        const ev of jobs.run<null, ReconstructProgress, StoredResult>(
-          key,
-          JSON.parse(canonicalJson(keyed)),
-          async function* (job) {
-            // The optimisation drives itself (not the stream's consumer), so a cancelled call
-            // stops it through the signal even when the stream is abandoned at a yield.
-            const queue: ReconstructProgress[] = [];
-            let wake: (() => void) | null = null;
-            let settled = false;
-            let done = 0;
-            stats.running++;
-            const task = reconstruct(model.vgg, images, {
-              ...options,
-              signal: ctx.signal,
-              threads: deps.threads,
-              onStep: (s) => {
-                done = s;
-                stats.steps++;
-              },
-              onProgress: (p) => {
-                queue.push(p);
-                wake?.();
-              },
-            }).catch((err) => {
-              if (ctx.signal.aborted) {
-                stats.cancelled++;
-                ctx.log.info("reconstruction cancelled", { key, step: done });
-              }
-              throw err;
-            }).finally(() => {
-              stats.running--;
-              settled = true;
-              wake?.();
-            });
-            task.catch(() => {}); // awaited below; this only keeps it from counting as unhandled
-            while (true) {
-              while (queue.length > 0) yield queue.shift()!;
-              if (settled) break;
-              await new Promise<void>((r) => (wake = r));
-              wake = null;
-            }
-            const res = await task;
-            const [n, h, w] = res.shape;
-            const nb = res.budgets.length;
-            const ref = await storeTensor(
-              { dtype: "float32", shape: [n, nb, h, w, 1], data: res.reconstructions },
-              store,
-              `${job.prefix}reconstructions.f32`,
-            );
-            return {
-              key: job.key,
-              layer: res.layer,
-              budgets: res.budgets,
-              images: n,
-              reconstructions: ref,
-              norms: Array.from(res.norms),
-              final_losses: Array.from(res.finalLosses),
-              target_norms: Array.from(res.targetNorms),
-              curve_steps: res.curve.steps,
-              curve_losses: Array.from(res.curve.losses),
-              steps: res.steps,
-              elapsed_s: (performance.now() - started) / 1000,
-            };
-          },
-        )
-      ) {
-        if (ev.kind === "progress") {
-          const l = Array.from(ev.progress.losses);
-          yield {
-            progress: {
-              stage: "reconstruct",
-              done: ev.progress.step,
-              total: ev.progress.steps,
-              metrics: {
-                mean_loss: l.reduce((a, b) => a + b, 0) / l.length,
-                min_loss: Math.min(...l),
-                max_loss: Math.max(...l),
-              },
-              message: "",
-              elapsed_s: ev.progress.elapsedS,
-            },
-          };
-        } else {
-          yield {
-            result: resultMsg(ev.result, ev.cached ? "JOB_STATE_CACHED" : "JOB_STATE_STARTED"),
-          };
+      const { model, sha256 } = await acquire(req.model_uri ?? "");
+      try {
+        const options = resolveReconstructOptions(model.vgg, {
+          layer: req.layer || undefined,
+          budgets: budgets.length ? budgets : undefined,
+          steps,
+          optimizer,
+          lr: opt<number>(r, "lr"),
+          constraint,
+          blurSigma: opt<number>(r, "blur_sigma"),
+          seed: Number(req.seed ?? 0),
+          lossEvery: req.loss_every || undefined,
+        });
+        if (options.steps > maxSteps) {
+          throw CotrainError.invalidArgument(
+            `steps: the default ${options.steps} is above this server's cap of ${maxSteps} ` +
+              `(COTRAIN_MAX_RECONSTRUCT_STEPS); ask for fewer steps`,
+          );
         }
+        const t = await resolveTensor(req.images, store, {
+          field: "images",
+          dtypes: ["float32"],
+          rejectNonFinite: true,
+        });
+        const images = grayBatch(t, "images");
+        const keyed = { model: sha256, images: images.data, shape: images.shape, options };
+        const key = await requestKey(keyed);
+        const started = performance.now();
+        for await (
+          const ev of jobs.run<null, ReconstructProgress, StoredResult>(
+            key,
+            JSON.parse(canonicalJson(keyed)),
+            async function* (job) {
+              // The optimisation drives itself (not the stream's consumer), so a cancelled call
+              // stops it through the signal even when the stream is abandoned at a yield.
+              const queue: ReconstructProgress[] = [];
+              let wake: (() => void) | null = null;
+              let settled = false;
+              let done = 0;
+              stats.running++;
+              const task = reconstruct(model.vgg, images, {
+                ...options,
+                signal: ctx.signal,
+                threads: deps.threads,
+                onStep: (s) => {
+                  done = s;
+                  stats.steps++;
+                },
+                onProgress: (p) => {
+                  queue.push(p);
+                  wake?.();
+                },
+              }).catch((err) => {
+                if (ctx.signal.aborted) {
+                  stats.cancelled++;
+                  ctx.log.info("reconstruction cancelled", { key, step: done });
+                }
+                throw err;
+              }).finally(() => {
+                stats.running--;
+                settled = true;
+                wake?.();
+              });
+              task.catch(() => {}); // awaited below; this only keeps it from counting as unhandled
+              while (true) {
+                while (queue.length > 0) yield queue.shift()!;
+                if (settled) break;
+                await new Promise<void>((r) => (wake = r));
+                wake = null;
+              }
+              const res = await task;
+              const [n, h, w] = res.shape;
+              const nb = res.budgets.length;
+              const ref = await storeTensor(
+                { dtype: "float32", shape: [n, nb, h, w, 1], data: res.reconstructions },
+                store,
+                `${job.prefix}reconstructions.f32`,
+              );
+              return {
+                key: job.key,
+                layer: res.layer,
+                budgets: res.budgets,
+                images: n,
+                reconstructions: ref,
+                norms: Array.from(res.norms),
+                final_losses: Array.from(res.finalLosses),
+                target_norms: Array.from(res.targetNorms),
+                curve_steps: res.curve.steps,
+                curve_losses: Array.from(res.curve.losses),
+                steps: res.steps,
+                elapsed_s: (performance.now() - started) / 1000,
+              };
+            },
+          )
+        ) {
+          if (ev.kind === "progress") {
+            const l = Array.from(ev.progress.losses);
+            yield {
+              progress: {
+                stage: "reconstruct",
+                done: ev.progress.step,
+                total: ev.progress.steps,
+                metrics: {
+                  mean_loss: l.reduce((a, b) => a + b, 0) / l.length,
+                  min_loss: Math.min(...l),
+                  max_loss: Math.max(...l),
+                },
+                message: "",
+                elapsed_s: ev.progress.elapsedS,
+              },
+            };
+          } else {
+            yield {
+              result: resultMsg(ev.result, ev.cached ? "JOB_STATE_CACHED" : "JOB_STATE_STARTED"),
+            };
+          }
+        }
+      } finally {
+        release(sha256);
       }
     },
 
