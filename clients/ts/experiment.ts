@@ -305,13 +305,18 @@ function crossChecks(exp: Experiment): string[] {
   const oracles = exp.models.filter((m) => m.kind === "oracle");
   const names = new Map<string, number>();
   exp.models.forEach((m, i) => {
-    const name = m.name ?? KIND_NAMES[m.kind];
-    if (names.has(name) && !("ratios" in m && m.ratios)) {
-      problems.push(
-        `models[${i}].name: ${JSON.stringify(name)} is used by models[${names.get(name)}] too`,
-      );
+    const base = m.name ?? KIND_NAMES[m.kind];
+    const sweep = "ratios" in m && m.ratios ? m.ratios : null;
+    const own = sweep ? sweep.map((r) => `${base} ${ratioLabel(r)}`) : [base];
+    for (const name of new Set(own)) {
+      if (names.has(name)) {
+        problems.push(
+          `models[${i}].name: ${JSON.stringify(name)} is used by models[${names.get(name)}] too`,
+        );
+      } else names.set(name, i);
     }
-    names.set(name, i);
+  });
+  exp.models.forEach((m, i) => {
     if (m.kind === "mtl-monkey" || m.kind === "mtl-shuffled" || m.kind === "mtl-oracle") {
       if (m.ratio !== undefined && m.ratios !== undefined) {
         problems.push(`models[${i}].ratios: give ratio or ratios, not both`);
