@@ -18,6 +18,7 @@
 import { parseArgs } from "node:util";
 import { basename, extname, join } from "node:path";
 import cliProgress from "cli-progress";
+import process from "node:process";
 import { decodeImage, encodePng, readNpy, writeNpy } from "../../core/io/mod.ts";
 import type { NdArray } from "../../core/io/mod.ts";
 import {
@@ -256,7 +257,7 @@ export async function main(args: string[]): Promise<number> {
   if (!single) await Deno.mkdir(a.output, { recursive: true });
   const bar = new cliProgress.SingleBar({
     format: "corrupt |{bar}| {percentage}% | {value}/{total} images | {pair}",
-    stream: Deno.stderr as unknown as NodeJS.WritableStream,
+    stream: process.stderr, // a node stream: Deno.stderr.write takes bytes, not strings
     noTTYOutput: true,
     notTTYSchedule: 2000,
   }, cliProgress.Presets.shades_classic);

@@ -25,6 +25,7 @@
  * @module
  */
 import cliProgress from "cli-progress";
+import process from "node:process";
 import { parseArgs } from "node:util";
 import { pinkNoiseImages, simulateV1 } from "../../core/data/simulated_v1.ts";
 import { encodeV1Arrays } from "../../core/data/v1_arrays.ts";
@@ -192,11 +193,9 @@ function makeBars(enabled: boolean): Bars {
   }
   const multi = new cliProgress.MultiBar({
     format: "{name} |{bar}| {value}/{total} {unit} | {duration_formatted}",
-    stream: Deno.stderr as unknown as NodeJS.WritableStream,
+    stream: process.stderr, // a node stream: cli-progress writes strings
     hideCursor: true,
     clearOnComplete: false,
-    noTTYOutput: !Deno.stderr.isTerminal(),
-    notTTYSchedule: 5000,
     barsize: 24,
   }, cliProgress.Presets.shades_classic);
   return {
