@@ -188,139 +188,231 @@ function scratchOf(n: number): Float64Array {
   return scratch;
 }
 
+// The passes below are small leaf functions on purpose: each is optimised on its own after a few
+// calls and stays optimised when the caller takes another branch (another severity), where one
+// large function was deoptimised and recompiled again and again.
+
+/** Channel k of the image, padded by P with BORDER_REFLECT_101, and its row prefix sums. */
+function padPlane(
+  src: Float64Array,
+  k: number,
+  rowLen: number,
+  ys: Int32Array,
+  xs: Int32Array,
+  pl: Float64Array,
+  sm: Float64Array,
+  ph: number,
+  pw: number,
+): void {
+  const sw = pw + 1;
+  for (let y = 0; y < ph; y++) {
+    const srow = ys[y] * rowLen + k;
+    const po = y * pw, so = y * sw;
+    let acc = 0;
+    for (let x = 0; x < pw; x++) {
+      const v = src[srow + xs[x]];
+      pl[po + x] = v;
+      sm[so + x] = acc;
+      acc += v;
+    }
+    sm[so + pw] = acc;
+  }
+}
+
+/** Disk sums (eh x ew, the image extended by gr) from the row prefix sums. */
+function diskSums(
+  a: Float64Array,
+  sm: Float64Array,
+  hwOf: Int32Array,
+  r: number,
+  eh: number,
+  ew: number,
+  sw: number,
+  P: number,
+  gr: number,
+): void {
+  for (let i = 0; i < eh * ew; i++) a[i] = 0;
+  for (let dy = -r; dy <= r; dy++) {
+    const hw = hwOf[dy + r];
+    if (hw < 0) continue;
+    for (let y = 0; y < eh; y++) {
+      const so = (y - gr + dy + P) * sw + P - gr;
+      const hi = so + hw + 1, lo = so - hw;
+      const ao = y * ew;
+      for (let x = 0; x < ew; x++) a[ao + x] += sm[hi + x] - sm[lo + x];
+    }
+  }
+}
+
+/** out (h x n) = sum over t of g[t] * scale * inp rows y + t (inp (h + taps - 1) x n). */
+function colGauss(
+  out: Float64Array,
+  inp: Float64Array,
+  g: Float64Array,
+  scale: number,
+  h: number,
+  n: number,
+  add: boolean,
+): void {
+  const gl = g.length;
+  for (let y = 0; y < h; y++) {
+    const oo = y * n;
+    if (!add) { for (let x = 0; x < n; x++) out[oo + x] = 0; }
+    for (let t = 0; t < gl; t++) {
+      const gt = g[t] * scale, io = (y + t) * n;
+      for (let x = 0; x < n; x++) out[oo + x] += gt * inp[io + x];
+    }
+  }
+}
+
+/** out (h x w) = the Gaussian along the rows of b (h x (w + taps - 1)). */
+function rowGauss(out: Float64Array, b: Float64Array, g: Float64Array, h: number, w: number) {
+  const gl = g.length, bw = w + gl - 1;
+  for (let y = 0; y < h; y++) {
+    const bo = y * bw, oo = y * w;
+    for (let x = 0; x < w; x++) {
+      let s = 0;
+      for (let t = 0; t < gl; t++) s += g[t] * b[bo + x + t];
+      out[oo + x] = s;
+    }
+  }
+}
+
+/** E D G^T before its horizontal Gaussian: E's weights times horizontal box sums. */
+function edgeRows(
+  b: Float64Array,
+  sm: Float64Array,
+  ey: Int32Array,
+  ehw: Int32Array,
+  eww: Float64Array,
+  h: number,
+  ew: number,
+  sw: number,
+  P: number,
+  gr: number,
+): void {
+  for (let e = 0; e < eww.length; e++) {
+    const wt = eww[e], hw = ehw[e];
+    for (let y = 0; y < h; y++) {
+      const so = (y + ey[e] + P) * sw + P - gr, bo = y * ew;
+      const hi = so + hw + 1, lo = so - hw;
+      for (let x = 0; x < ew; x++) b[bo + x] += wt * (sm[hi + x] - sm[lo + x]);
+    }
+  }
+}
+
+/** Column prefix sums ((ph + 1) x pw) of the padded plane. */
+function colPrefix(cm: Float64Array, pl: Float64Array, ph: number, pw: number): void {
+  for (let x = 0; x < pw; x++) cm[x] = 0;
+  for (let y = 0; y < ph; y++) {
+    const co = y * pw;
+    for (let x = 0; x < pw; x++) cm[co + pw + x] = cm[co + x] + pl[co + x];
+  }
+}
+
+/** G D E^T before its vertical Gaussian: E's weights times vertical box sums (eh x w). */
+function edgeCols(
+  F: Float64Array,
+  cm: Float64Array,
+  ey: Int32Array,
+  ehw: Int32Array,
+  eww: Float64Array,
+  eh: number,
+  w: number,
+  pw: number,
+  P: number,
+  gr: number,
+): void {
+  for (let i = 0; i < eh * w; i++) F[i] = 0;
+  for (let e = 0; e < eww.length; e++) {
+    const wt = eww[e], hw = ehw[e], off = ey[e] + P;
+    for (let y = 0; y < eh; y++) {
+      const top = (P - gr + y - hw) * pw + off, bot = (P - gr + y + hw + 1) * pw + off;
+      const fo = y * w;
+      for (let x = 0; x < w; x++) F[fo + x] += wt * (cm[bot + x] - cm[top + x]);
+    }
+  }
+}
+
+/** Sparse taps on the padded plane, added to o (h x w). */
+function sparseTaps(
+  o: Float64Array,
+  pl: Float64Array,
+  cy: Int32Array,
+  cx: Int32Array,
+  cw: Float64Array,
+  h: number,
+  w: number,
+  pw: number,
+  P: number,
+): void {
+  for (let j = 0; j < cw.length; j++) {
+    const wt = cw[j], off = (P + cy[j]) * pw + P + cx[j];
+    for (let y = 0; y < h; y++) {
+      const oo = y * w, po = off + y * pw;
+      for (let x = 0; x < w; x++) o[oo + x] += wt * pl[po + x];
+    }
+  }
+}
+
+/** o (h x w) = the centre of a ((h + 2 gr) x (w + 2 gr)) times `scale`. */
+function centre(o: Float64Array, a: Float64Array, scale: number, h: number, w: number, gr: number) {
+  const ew = w + 2 * gr;
+  for (let y = 0; y < h; y++) {
+    const ao = (y + gr) * ew + gr, oo = y * w;
+    for (let x = 0; x < w; x++) o[oo + x] = a[ao + x] * scale;
+  }
+}
+
+/** Writes plane o as channel k of interleaved d. */
+function interleave(d: Float64Array, o: Float64Array, k: number, c: number, n: number): void {
+  for (let i = 0, q = k; i < n; i++, q += c) d[q] = o[i];
+}
+
 /** `cv2.filter2D(img, -1, disk(radius, aliasBlur))` per channel, BORDER_REFLECT_101. */
 export function defocusFilter(img: Img, radius: number, aliasBlur: number): Img {
   const { h, w, c } = img;
   const p = planFor(radius, aliasBlur);
   const P = p.pad;
   const g = p.gauss;
-  const gl = g.length;
-  const gr = (gl - 1) >> 1;
+  const gr = (g.length - 1) >> 1;
+  const ne = p.ew.length;
   // A Gaussian whose side weights vanish next to 1 (alias blur 0.1: ~2e-22) is the identity.
-  const identity = gl === 3 && g[0] < 1e-18 && p.ew.length === 0;
+  const identity = g.length === 3 && g[0] < 1e-18 && ne === 0;
   const ph = h + 2 * P, pw = w + 2 * P, sw = pw + 1;
   const eh = h + 2 * gr, ew = w + 2 * gr;
-  const edges = p.ew.length > 0;
   const nPl = ph * pw, nSm = ph * sw, nA = eh * ew, nB = h * ew, nO = h * w;
-  const nCm = edges ? (ph + 1) * pw : 0, nF = edges ? eh * w : 0;
+  const nCm = ne > 0 ? (ph + 1) * pw : 0, nF = ne > 0 ? eh * w : 0;
   const buf = scratchOf(nPl + nSm + nA + nB + nO + nCm + nF);
   let at = 0;
-  const take = (n: number) => buf.subarray(at, at += n);
-  const pl = take(nPl), sm = take(nSm), a = take(nA), b = take(nB), o = take(nO);
-  const cm = take(nCm), F = take(nF);
+  const pl = buf.subarray(at, at += nPl), sm = buf.subarray(at, at += nSm);
+  const a = buf.subarray(at, at += nA), b = buf.subarray(at, at += nB);
+  const o = buf.subarray(at, at += nO), cm = buf.subarray(at, at += nCm);
+  const F = buf.subarray(at, at += nF);
   const ys = new Int32Array(ph), xs = new Int32Array(pw);
   for (let y = 0; y < ph; y++) ys[y] = reflect101Index(y - P, h);
   for (let x = 0; x < pw; x++) xs[x] = reflect101Index(x - P, w) * c;
-  const src = img.data;
   const out = newImage(h, w, c);
-  const d = out.data;
-  const r = p.radius;
-  const hwOf = p.halfWidth;
   const inv = 1 / p.count;
-  const ey = p.ey, ehw = p.ehw, eww = p.ew, ne = eww.length;
-  const cy = p.cy, cx = p.cx, cw = p.cw, nc = cw.length;
   for (let k = 0; k < c; k++) {
-    // Padded plane and its row prefix sums.
-    for (let y = 0; y < ph; y++) {
-      const srow = ys[y] * w * c + k;
-      const po = y * pw, so = y * sw;
-      let acc = 0;
-      for (let x = 0; x < pw; x++) {
-        const v = src[srow + xs[x]];
-        pl[po + x] = v;
-        sm[so + x] = acc;
-        acc += v;
-      }
-      sm[so + pw] = acc;
-    }
-    // Disk sums on the image extended by gr on every side.
-    a.fill(0);
-    for (let dy = -r; dy <= r; dy++) {
-      const hw = hwOf[dy + r];
-      if (hw < 0) continue;
-      for (let y = 0; y < eh; y++) {
-        const so = (y - gr + dy + P) * sw + P - gr;
-        const hi = so + hw + 1, lo = so - hw;
-        const ao = y * ew;
-        for (let x = 0; x < ew; x++) a[ao + x] += sm[hi + x] - sm[lo + x];
-      }
-    }
-    if (identity) {
-      for (let y = 0; y < h; y++) {
-        const ao = (y + gr) * ew + gr, oo = y * w;
-        for (let x = 0; x < w; x++) o[oo + x] = a[ao + x] * inv;
-      }
-    } else {
-      // The Gaussian down the columns, scaled by 1 / count: b (h x ew).
-      for (let y = 0; y < h; y++) {
-        const bo = y * ew;
-        for (let x = 0; x < ew; x++) b[bo + x] = 0;
-        for (let t = 0; t < gl; t++) {
-          const gt = g[t] * inv, ao = (y + t) * ew;
-          for (let x = 0; x < ew; x++) b[bo + x] += gt * a[ao + x];
-        }
-      }
-      // E D G^T before its horizontal Gaussian (shared with the disk's): E's weights times the
-      // horizontal box sums of the rows they point at.
-      for (let e = 0; e < ne; e++) {
-        const wt = eww[e], hw = ehw[e];
-        for (let y = 0; y < h; y++) {
-          const so = (y + ey[e] + P) * sw + P - gr, bo = y * ew;
-          const hi = so + hw + 1, lo = so - hw;
-          for (let x = 0; x < ew; x++) b[bo + x] += wt * (sm[hi + x] - sm[lo + x]);
-        }
-      }
-      // The Gaussian along the rows: o (h x w).
-      for (let y = 0; y < h; y++) {
-        const bo = y * ew, oo = y * w;
-        if (gl === 3) {
-          const g0 = g[0], g1 = g[1], g2 = g[2];
-          for (let x = 0; x < w; x++) {
-            o[oo + x] = g0 * b[bo + x] + g1 * b[bo + x + 1] + g2 * b[bo + x + 2];
-          }
-        } else {
-          for (let x = 0; x < w; x++) {
-            let s = 0;
-            for (let t = 0; t < gl; t++) s += g[t] * b[bo + x + t];
-            o[oo + x] = s;
-          }
-        }
-      }
+    padPlane(img.data, k, w * c, ys, xs, pl, sm, ph, pw);
+    diskSums(a, sm, p.halfWidth, p.radius, eh, ew, sw, P, gr);
+    if (identity) centre(o, a, inv, h, w, gr);
+    else {
+      // The Gaussian down the columns (scaled by 1 / count), E D G^T's rows, the Gaussian along
+      // the rows.
+      colGauss(b, a, g, inv, h, ew, false);
+      if (ne > 0) edgeRows(b, sm, p.ey, p.ehw, p.ew, h, ew, sw, P, gr);
+      rowGauss(o, b, g, h, w);
     }
     if (ne > 0) {
-      // G D E^T: the same transposed, vertical box sums from column prefix sums, then the
-      // Gaussian down the columns.
-      for (let x = 0; x < pw; x++) cm[x] = 0;
-      for (let y = 0; y < ph; y++) {
-        const co = y * pw;
-        for (let x = 0; x < pw; x++) cm[co + pw + x] = cm[co + x] + pl[co + x];
-      }
-      for (let i = 0; i < nF; i++) F[i] = 0;
-      for (let e = 0; e < ne; e++) {
-        const wt = eww[e], hw = ehw[e], off = ey[e] + P;
-        for (let y = 0; y < eh; y++) {
-          const top = (P - gr + y - hw) * pw + off, bot = (P - gr + y + hw + 1) * pw + off;
-          const fo = y * w;
-          for (let x = 0; x < w; x++) F[fo + x] += wt * (cm[bot + x] - cm[top + x]);
-        }
-      }
-      for (let y = 0; y < h; y++) {
-        const oo = y * w;
-        for (let t = 0; t < gl; t++) {
-          const gt = g[t], fo = (y + t) * w;
-          for (let x = 0; x < w; x++) o[oo + x] += gt * F[fo + x];
-        }
-      }
+      // G D E^T: vertical box sums at E's column offsets, then the Gaussian down the columns.
+      colPrefix(cm, pl, ph, pw);
+      edgeCols(F, cm, p.ey, p.ehw, p.ew, eh, w, pw, P, gr);
+      colGauss(o, F, g, 1, h, w, true);
     }
-    // E D E^T: sparse taps.
-    for (let j = 0; j < nc; j++) {
-      const wt = cw[j], off = (P + cy[j]) * pw + P + cx[j];
-      for (let y = 0; y < h; y++) {
-        const oo = y * w, po = off + y * pw;
-        for (let x = 0; x < w; x++) o[oo + x] += wt * pl[po + x];
-      }
-    }
-    for (let i = 0, q = k; i < nO; i++, q += c) d[q] = o[i];
+    if (p.cw.length > 0) sparseTaps(o, pl, p.cy, p.cx, p.cw, h, w, pw, P);
+    interleave(out.data, o, k, c, nO);
   }
   return out;
 }

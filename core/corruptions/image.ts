@@ -88,6 +88,8 @@ export function gaussianWeights(sigma: number, truncate = 4): Float64Array {
   return k;
 }
 
+let rowPad = new Float64Array(0);
+
 /**
  * Correlates every channel with a 1-D kernel along one axis (0 = rows/y, 1 = columns/x), with the
  * given border rule. The kernel's centre is its middle element.
@@ -99,28 +101,52 @@ export function correlate1d(img: Img, kernel: Float64Array, axis: 0 | 1, border:
   const dst = out.data;
   const r = (kernel.length - 1) >> 1;
   const idx = BORDERS[border];
-  const n = axis === 0 ? h : w;
-  // Source offsets (in pixels along the axis) for each output position and tap, precomputed once.
   const taps = kernel.length;
-  const map = new Int32Array(n * taps);
-  for (let o = 0; o < n; o++) {
-    for (let t = 0; t < taps; t++) map[o * taps + t] = idx(o + t - r, n);
-  }
   if (axis === 1) {
+    // Each row padded by the border rule into a reused buffer, then straight taps (the same
+    // sums, in the same order, as reading through the index map).
     const rowLen = w * c;
+    const padLen = (w + taps - 1) * c;
+    if (rowPad.length < padLen) rowPad = new Float64Array(padLen);
+    const pad = rowPad;
+    const xs = new Int32Array(w + taps - 1);
+    for (let x = 0; x < xs.length; x++) xs[x] = idx(x - r, w) * c;
     for (let y = 0; y < h; y++) {
       const base = y * rowLen;
-      for (let x = 0; x < w; x++) {
-        const m = x * taps;
-        const o = base + x * c;
-        for (let k = 0; k < c; k++) {
-          let s = 0;
-          for (let t = 0; t < taps; t++) s += kernel[t] * src[base + map[m + t] * c + k];
-          dst[o + k] = s;
+      for (let x = 0; x < xs.length; x++) {
+        const s0 = base + xs[x], p0 = x * c;
+        for (let k = 0; k < c; k++) pad[p0 + k] = src[s0 + k];
+      }
+      if (c === 3) {
+        for (let x = 0; x < w; x++) {
+          let s0 = 0, s1 = 0, s2 = 0;
+          for (let t = 0, q = x * 3; t < taps; t++, q += 3) {
+            const kt = kernel[t];
+            s0 += kt * pad[q];
+            s1 += kt * pad[q + 1];
+            s2 += kt * pad[q + 2];
+          }
+          const o = base + x * 3;
+          dst[o] = s0;
+          dst[o + 1] = s1;
+          dst[o + 2] = s2;
+        }
+      } else {
+        for (let x = 0; x < w; x++) {
+          for (let k = 0; k < c; k++) {
+            let s = 0;
+            for (let t = 0, q = x * c + k; t < taps; t++, q += c) s += kernel[t] * pad[q];
+            dst[base + x * c + k] = s;
+          }
         }
       }
     }
   } else {
+    // Source rows for each output row and tap, precomputed once.
+    const map = new Int32Array(h * taps);
+    for (let o = 0; o < h; o++) {
+      for (let t = 0; t < taps; t++) map[o * taps + t] = idx(o + t - r, h);
+    }
     const rowLen = w * c;
     for (let y = 0; y < h; y++) {
       const m = y * taps;

@@ -97,35 +97,30 @@ export function distanceTransform(src: Uint8Array, h: number, w: number): Float6
   const INF = 1e9;
   const d = new Float64Array(h * w);
   for (let i = 0; i < d.length; i++) d[i] = src[i] === 0 ? 0 : INF;
-  const fwd: [number, number, number][] = [
-    [-2, -1, C],
-    [-2, 1, C],
-    [-1, -2, C],
-    [-1, -1, B],
-    [-1, 0, A],
-    [-1, 1, B],
-    [-1, 2, C],
-    [0, -1, A],
-  ];
-  const pass = (mask: [number, number, number][], ys: number[], xs: number[]) => {
-    for (const y of ys) {
-      for (const x of xs) {
+  // The forward mask (row offset, column offset, cost); the backward pass uses it negated.
+  const OY = [-2, -2, -1, -1, -1, -1, -1, 0];
+  const OX = [-1, 1, -2, -1, 0, 1, 2, -1];
+  const OC = [C, C, C, B, A, B, C, A];
+  // Forward: top to bottom, left to right; backward: bottom to top, right to left. Each pixel
+  // takes the least of itself and its mask neighbours plus their costs (order-free: a minimum).
+  for (let dir = 1; dir >= -1; dir -= 2) {
+    for (let yi = 0; yi < h; yi++) {
+      const y = dir === 1 ? yi : h - 1 - yi;
+      for (let xi = 0; xi < w; xi++) {
+        const x = dir === 1 ? xi : w - 1 - xi;
         const i = y * w + x;
         let v = d[i];
         if (v === 0) continue;
-        for (const [oy, ox, c] of mask) {
-          const yy = y + oy, xx = x + ox;
+        for (let m = 0; m < 8; m++) {
+          const yy = y + dir * OY[m], xx = x + dir * OX[m];
           if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
-          const u = d[yy * w + xx] + c;
+          const u = d[yy * w + xx] + OC[m];
           if (u < v) v = u;
         }
         d[i] = v;
       }
     }
-  };
-  const up = [...Array(h).keys()], right = [...Array(w).keys()];
-  pass(fwd, up, right);
-  pass(fwd.map(([a, b, c]) => [-a, -b, c]), [...up].reverse(), [...right].reverse());
+  }
   return d;
 }
 
