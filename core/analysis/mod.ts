@@ -21,3 +21,4 @@ export * from "./reconstruct.ts";
 export * from "./spectral.ts";
 export * from "./saliency.ts";
 export * from "./figures.ts";
+export * from "./blur.ts";

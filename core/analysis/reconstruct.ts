@@ -48,6 +48,7 @@ import { disposeMtl } from "../models/mtl.ts";
 import { loadMtlCheckpoint, MODEL_KIND } from "../train/classifier_checkpoint.ts";
 import { disposePredictor, loadPredictor, PREDICTOR_KIND } from "../train/predictor.ts";
 import { exportFeaturesOnnx, exportReconstructionGradOnnx, openGradSession } from "./onnx_grad.ts";
+import { blurInPlace, gaussianKernel1d } from "./blur.ts";
 
 /** The layer the paper reconstructs from. */
 export const DEFAULT_LAYER = "conv3_1";
@@ -247,62 +248,6 @@ export function foldedForward(layers: FoldedLayer[], x: tf.Tensor4D): tf.Tensor4
 
 function disposeFolded(layers: FoldedLayer[]): void {
   for (const l of layers) if (l.kind === "conv") tf.dispose([l.w, l.b]);
-}
-
-/** Separable Gaussian kernel of `sigma`, truncated at 4 sigma (scipy's default), sum 1. */
-export function gaussianKernel1d(sigma: number): Float32Array {
-  const radius = Math.max(1, Math.ceil(4 * sigma));
-  const k = new Float32Array(2 * radius + 1);
-  let s = 0;
-  for (let i = -radius; i <= radius; i++) {
-    s += k[i + radius] = Math.exp(-(i * i) / (2 * sigma * sigma));
-  }
-  for (let i = 0; i < k.length; i++) k[i] /= s;
-  return k;
-}
-
-/**
- * Blurs every channel of an NHWC batch `[rows, h, w, c]` in place with the separable kernel `k`
- * (zero padding, as a "same" convolution).
- */
-export function blurInPlace(
-  x: Float32Array,
-  shape: readonly [number, number, number, number],
-  k: Float32Array,
-  scratch = new Float32Array(x.length),
-): void {
-  const [rows, h, w, c] = shape;
-  const rad = (k.length - 1) / 2;
-  const img = h * w * c;
-  for (let r = 0; r < rows; r++) {
-    const o = r * img;
-    // along x into scratch
-    for (let y = 0; y < h; y++) {
-      for (let xx = 0; xx < w; xx++) {
-        for (let ch = 0; ch < c; ch++) {
-          let s = 0;
-          for (let j = -rad; j <= rad; j++) {
-            const q = xx + j;
-            if (q >= 0 && q < w) s += k[j + rad] * x[o + (y * w + q) * c + ch];
-          }
-          scratch[o + (y * w + xx) * c + ch] = s;
-        }
-      }
-    }
-    // along y back into x
-    for (let y = 0; y < h; y++) {
-      for (let xx = 0; xx < w; xx++) {
-        for (let ch = 0; ch < c; ch++) {
-          let s = 0;
-          for (let j = -rad; j <= rad; j++) {
-            const q = y + j;
-            if (q >= 0 && q < h) s += k[j + rad] * scratch[o + (q * w + xx) * c + ch];
-          }
-          x[o + (y * w + xx) * c + ch] = s;
-        }
-      }
-    }
-  }
 }
 
 /** Scales each row of `x` (`rows` equal parts) onto the ball of its radius (or onto the sphere). */

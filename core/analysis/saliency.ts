@@ -32,7 +32,7 @@
  */
 import { CoreError } from "../errors.ts";
 import { fft2d } from "../fft.ts";
-import { gaussianKernel1d } from "./reconstruct.ts";
+import { blurInPlace, gaussianKernel1d } from "./blur.ts";
 
 /** Side of the square grid the ratio is computed at (the paper's 64x64). */
 export const SALIENCY_SIZE = 64;
@@ -151,27 +151,7 @@ export function spectralResidualSaliency(
 
 /** Gaussian smoothing of an [h, w] map in place (zero padding, as MATLAB's imfilter default). */
 function smooth(map: Float32Array, h: number, w: number, sigma: number): void {
-  const k = gaussianKernel1d(sigma);
-  const rad = (k.length - 1) / 2;
-  const tmp = new Float32Array(map.length);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      let s = 0;
-      for (let j = -rad; j <= rad; j++) {
-        if (x + j >= 0 && x + j < w) s += k[j + rad] * map[y * w + x + j];
-      }
-      tmp[y * w + x] = s;
-    }
-  }
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      let s = 0;
-      for (let j = -rad; j <= rad; j++) {
-        if (y + j >= 0 && y + j < h) s += k[j + rad] * tmp[(y + j) * w + x];
-      }
-      map[y * w + x] = s;
-    }
-  }
+  blurInPlace(map, [1, h, w, 1], gaussianKernel1d(sigma));
 }
 
 /** A salient mask and the density mass it holds. */
