@@ -30,6 +30,9 @@ PROTOS = {
     "corruption": "cotrain/v1/corruption.proto",
     "neural_predictor": "cotrain/v1/neural_predictor.proto",
     "classifier_trainer": "cotrain/v1/classifier_trainer.proto",
+    "evaluator": "cotrain/v1/evaluator.proto",
+    "reconstructor": "cotrain/v1/reconstructor.proto",
+    "saliency": "cotrain/v1/saliency.proto",
     "reconstructor": "cotrain/v1/reconstructor.proto",
     "saliency": "cotrain/v1/saliency.proto",
     "inference": "inference/open_inference_grpc.proto",
@@ -121,6 +124,12 @@ class Client:
             self.neural_predictor = g.neural_predictor.NeuralPredictorStub(self.channel)
         if hasattr(g, "classifier_trainer"):
             self.classifier_trainer = g.classifier_trainer.ClassifierTrainerStub(self.channel)
+        if hasattr(g, "evaluator"):
+            self.evaluator = g.evaluator.EvaluatorStub(self.channel)
+        if hasattr(g, "reconstructor"):
+            self.reconstructor = g.reconstructor.ReconstructorStub(self.channel)
+        if hasattr(g, "saliency"):
+            self.saliency = g.saliency.SaliencyScorerStub(self.channel)
         if hasattr(g, "reconstructor"):
             self.reconstructor = g.reconstructor.ReconstructorStub(self.channel)
         if hasattr(g, "saliency"):
