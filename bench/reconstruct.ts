@@ -70,6 +70,7 @@ async function stepsPerSecond(
       lr: 5,
       constraint: "project",
       blurSigma: 0,
+      reduction: "sum",
       lossEvery: steps,
       engine,
       threads: 2,

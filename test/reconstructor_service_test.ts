@@ -184,6 +184,7 @@ Deno.test("reconstructor: bad input gets INVALID_ARGUMENT naming the field, NOT_
       [{ steps: undefined }, "steps"], // the default 8000 is above this server's cap of 50
       [{ optimizer: "lbfgs" }, "optimizer"],
       [{ constraint: "clip" }, "constraint"],
+      [{ reduction: "max" }, "reduction"],
       [{ images: { inline: encodeTensor(images(1, 2)) } }, "images"],
       [{
         images: {

@@ -10,8 +10,10 @@
  * gradient with a Gaussian (sigma 1) before every step, steps with SGD (lr 5, MTL models) or Adam
  * (lr 0.01, Baseline and Oracle), and after every step projects x back onto the ball
  * (`constraint: "project"`, x *= min(1, r / ||x||)); its demo instead rescales to exactly r
- * (`constraint: "rescale"`). The loss is the squared error summed over the layer's activations, per
- * image. Several images and budgets run as one batch: row `i * budgets.length + b` is image i at
+ * (`constraint: "rescale"`). The loss is the squared error averaged over the layer's activations
+ * of each image (`reduction: "mean"`, as PyTorch's MSELoss on one image: the scale at which the
+ * paper's SGD lr 5 takes small steady steps; summed, lr 5 oscillates) or summed (`"sum"`). Several
+ * images and budgets run as one batch: row `i * budgets.length + b` is image i at
  * budget b; the rows do not interact (the loss is a sum, Adam's moments are per element).
  *
  * Eval-mode batch norm is folded into the convolutions once (w' = w * gamma / sqrt(var + eps),
@@ -85,6 +87,12 @@ export interface ReconstructOptions {
   seed?: number;
   /** Record the loss curve every this many steps (default: about 200 points over the run). */
   lossEvery?: number;
+  /**
+   * `mean` (default): the squared error averaged over the layer's activations of each image
+   * (PyTorch's MSELoss on one image, the scale the paper's SGD lr 5 is for); `sum`: summed (what
+   * ../shared/bench/torch_reconstruct.py does).
+   */
+  reduction?: "mean" | "sum";
   /** Aborting stops the optimisation before the next step (the promise rejects with the reason). */
   signal?: AbortSignal;
 }
@@ -161,6 +169,10 @@ export function resolveReconstructOptions(
   if (!Number.isInteger(lossEvery) || lossEvery < 1) {
     throw CoreError.invalidArgument(`loss_every: ${lossEvery}; a whole number >= 1`);
   }
+  const reduction = options.reduction ?? "mean";
+  if (reduction !== "mean" && reduction !== "sum") {
+    throw CoreError.invalidArgument(`reduction: ${JSON.stringify(reduction)}; mean or sum`);
+  }
   return {
     layer,
     budgets,
@@ -171,7 +183,22 @@ export function resolveReconstructOptions(
     blurSigma,
     seed: options.seed ?? 0,
     lossEvery,
+    reduction,
   };
+}
+
+/** Activations per image at `layer` for an h x w input (channels x rows x columns). */
+export function featureCount(model: VggModel, layer: string, h: number, w: number): number {
+  let c = model.config.inChannels;
+  for (const l of model.layers) {
+    if (l.kind === "conv") c = l.outChannels;
+    else {
+      h = Math.floor(h / 2);
+      w = Math.floor(w / 2);
+    }
+    if (l.name === layer) return c * h * w;
+  }
+  throw CoreError.invalidArgument(`layer: unknown layer ${layer}`);
 }
 
 /** A network whose layers can be reconstructed from, loaded from a checkpoint. */
@@ -432,6 +459,7 @@ export async function* reconstructSteps(
     const x = new Float32Array(rows * img);
     rngFor(o.seed, "reconstruct-start").fillNormal(x);
     constrainRows(x, rows, radius, o.constraint);
+    const scale = o.reduction === "mean" ? 1 / featureCount(model, o.layer, h, w) : 1;
     const kernel = o.blurSigma > 0 ? gaussianKernel1d(o.blurSigma) : null;
     const scratch = new Float32Array(x.length);
     const m = o.optimizer === "adam" ? new Float32Array(x.length) : null;
@@ -443,6 +471,7 @@ export async function* reconstructSteps(
     for (let step = 1; step <= o.steps; step++) {
       if (signal?.aborted) throw abortReason(signal);
       const { grad: g } = await grad.fn(x);
+      if (scale !== 1) { for (let i = 0; i < g.length; i++) g[i] *= scale; }
       if (kernel) blurInPlace(g, shape, kernel, scratch);
       if (m && v) {
         const c1 = 1 - b1 ** step, c2 = 1 - b2 ** step;
@@ -457,7 +486,7 @@ export async function* reconstructSteps(
       constrainRows(x, rows, radius, o.constraint);
       options.onStep?.(step);
       if (step % o.lossEvery === 0 || step === o.steps) {
-        const losses = Float32Array.from((await grad.fn(x)).loss);
+        const losses = Float32Array.from((await grad.fn(x)).loss, (l) => l * scale);
         curveSteps.push(step);
         for (const l of losses) curve.push(l);
         lastTurn = performance.now();

@@ -15,6 +15,7 @@ import { createPredictor, disposePredictor, savePredictor } from "../train/predi
 import { rngFor } from "../random.ts";
 import {
   constrainRows,
+  featureCount,
   foldedForward,
   foldTrunk,
   loadFeatureModel,
@@ -196,6 +197,24 @@ Deno.test("reconstruct: the same seed gives the same result; abort stops between
   }
   assertEquals((err as Error).message, "stop here");
   assertEquals(seen, 3);
+});
+
+Deno.test("reconstruct: losses are per-activation means by default, sums on request", async () => {
+  const vgg = model();
+  const data = images(1, 16);
+  const opts = { layer: "conv2_1", budgets: [5], steps: 3, optimizer: "adam" as const, seed: 2 };
+  const mean = await reconstruct(vgg, { shape: [1, 16, 16, 1], data }, opts);
+  const sum = await reconstruct(vgg, { shape: [1, 16, 16, 1], data }, {
+    ...opts,
+    reduction: "sum",
+  });
+  // conv2_1 at w = 1/8 on 16x16: 16 channels x 8 x 8 activations
+  assertEquals(featureCount(vgg, "conv2_1", 16, 16), 1024);
+  assertClose(sum.finalLosses[0], 1024 * mean.finalLosses[0], 1e-3 * sum.finalLosses[0]);
+  assertThrowsCode(
+    () => resolveReconstructOptions(vgg, { reduction: "max" as "sum" }),
+    "INVALID_ARGUMENT",
+  );
 });
 
 Deno.test("reconstruct: bad options get INVALID_ARGUMENT naming the field", () => {

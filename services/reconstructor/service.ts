@@ -81,6 +81,7 @@ export interface ReconstructRequestMsg {
   blur_sigma?: number | null;
   seed?: number | string;
   loss_every?: number;
+  reduction?: string;
   [k: string]: unknown;
 }
 
@@ -232,6 +233,7 @@ export function reconstructorHandlers(deps: ReconstructorDeps): ServiceHandlers 
           blurSigma: opt<number>(r, "blur_sigma"),
           seed: Number(req.seed ?? 0),
           lossEvery: req.loss_every || undefined,
+          reduction: (req.reduction || undefined) as "mean" | "sum" | undefined,
         });
         if (options.steps > maxSteps) {
           throw CotrainError.invalidArgument(
