@@ -197,6 +197,68 @@ function quantize(v: number, truncate: boolean): number {
   return q < 0 ? 0 : q > 255 ? 255 : q;
 }
 
+// The per-pixel loops of corruptBatch are leaf functions, each monomorphic in its array types:
+// they are optimised after a call or two and stay so (a loop inside corruptBatch ran unoptimised
+// on most calls, corruptBatch itself being called once per batch).
+
+/** d (h x w x 3 or the input's layout) = bytes of image `base` / 255 (gray stacked if `viaRgb`). */
+function bytesIn(s8: Uint8Array, base: number, d: Float64Array, viaRgb: boolean): void {
+  if (viaRgb) {
+    const n = d.length / 3;
+    for (let p = 0, q = 0; p < n; p++, q += 3) d[q] = d[q + 1] = d[q + 2] = BYTE[s8[base + p]];
+  } else {
+    for (let p = 0; p < d.length; p++) d[p] = BYTE[s8[base + p]];
+  }
+}
+
+/** The same for float32 inputs. */
+function floatsIn(sf: Float32Array, base: number, d: Float64Array, viaRgb: boolean): void {
+  if (viaRgb) {
+    const n = d.length / 3;
+    for (let p = 0, q = 0; p < n; p++, q += 3) d[q] = d[q + 1] = d[q + 2] = sf[base + p];
+  } else {
+    for (let p = 0; p < d.length; p++) d[p] = sf[base + p];
+  }
+}
+
+/** quantize(v, true) per value into bytes: floor(255 v + 1e-4) clamped (the store truncates). */
+function bytesOutTrunc(r: Float64Array, o8: Uint8Array, ob: number, n: number): void {
+  for (let p = 0; p < n; p++) {
+    const x = r[p] * 255 + 1e-4;
+    o8[ob + p] = x < 0 ? 0 : x > 255 ? 255 : x;
+  }
+}
+
+/** Float32 results, exact or the reference's 8-bit values. */
+function floatsOut(r: Float64Array, of: Float32Array, ob: number, n: number, truncate: boolean) {
+  for (let p = 0; p < n; p++) of[ob + p] = truncate ? quantize(r[p], true) / 255 : r[p];
+}
+
+/** RGB results to gray (luma), as bytes or floats. */
+function grayOut(
+  r: Float64Array,
+  out: Uint8Array | Float32Array,
+  ob: number,
+  n: number,
+  truncate: boolean,
+  isU8: boolean,
+): void {
+  for (let p = 0; p < n; p++) {
+    let v: number;
+    if (truncate) {
+      // The reference's uint8 RGB, then PIL's convert("L") (rounded luma of 8-bit values).
+      const R = quantize(r[3 * p], true), G = quantize(r[3 * p + 1], true);
+      const B = quantize(r[3 * p + 2], true);
+      const l = Math.floor((R * 299 + G * 587 + B * 114 + 500) / 1000);
+      v = isU8 ? l : l / 255;
+    } else {
+      const l = LUMA[0] * r[3 * p] + LUMA[1] * r[3 * p + 1] + LUMA[2] * r[3 * p + 2];
+      v = isU8 ? quantize(l, false) : l;
+    }
+    out[ob + p] = v;
+  }
+}
+
 /**
  * Corrupts every image of a batch; see the module docs. Throws INVALID_ARGUMENT (a CoreError)
  * naming the field for bad options or a bad batch.
@@ -222,12 +284,11 @@ export function corruptBatch(batch: ImageBatch, options: CorruptOptions): ImageB
     const params = PRESETS[o.preset][o.corruption][o.severity - 1] as number;
     for (let i = 0; i < n; i++) {
       const one = (src as Uint8Array).subarray(i * per, (i + 1) * per);
-      out.set(
-        o.corruption === "pixelate"
-          ? pixelateBytes(one, h, w, c, params, o.preset)
-          : jpegBytesRgb(one, h, w, params),
-        i * per,
-      );
+      const r = o.corruption === "pixelate"
+        ? pixelateBytes(one, h, w, c, params, o.preset)
+        : jpegBytesRgb(one, h, w, params);
+      // A loop, not set(): set() into a freshly allocated array is several times slower here.
+      for (let p = 0, q = i * per; p < per; p++, q++) out[q] = r[p];
     }
     return { dtype: batch.dtype, shape: [...batch.shape], data: out } as ImageBatch;
   }
@@ -235,62 +296,18 @@ export function corruptBatch(batch: ImageBatch, options: CorruptOptions): ImageB
   const img = newImage(h, w, work);
   const d = img.data;
   for (let i = 0; i < n; i++) {
-    const base = i * per;
-    // Monomorphic loops per dtype (a union-typed array access costs several times more).
-    if (isU8) {
-      const s8 = src as Uint8Array;
-      if (viaRgb) {
-        for (let p = 0, q = 0; p < h * w; p++, q += 3) {
-          d[q] = d[q + 1] = d[q + 2] = BYTE[s8[base + p]];
-        }
-      } else {
-        for (let p = 0; p < per; p++) d[p] = BYTE[s8[base + p]];
-      }
-    } else {
-      const sf = src as Float32Array;
-      if (viaRgb) {
-        for (let p = 0, q = 0; p < h * w; p++, q += 3) d[q] = d[q + 1] = d[q + 2] = sf[base + p];
-      } else {
-        for (let p = 0; p < per; p++) d[p] = sf[base + p];
-      }
-    }
+    if (isU8) bytesIn(src as Uint8Array, i * per, d, viaRgb);
+    else floatsIn(src as Float32Array, i * per, d, viaRgb);
     const r = corruptImage(img, o.corruption, o.severity, {
       seed: o.seed,
       index: o.indexOffset + i,
       preset: o.preset,
     }).data;
     const ob = i * outPer;
-    if (gray && work === 3) {
-      for (let p = 0; p < h * w; p++) {
-        let v: number;
-        if (truncate) {
-          // The reference's uint8 RGB, then PIL's convert("L") (rounded luma of 8-bit values).
-          const R = quantize(r[3 * p], true), G = quantize(r[3 * p + 1], true);
-          const B = quantize(r[3 * p + 2], true);
-          const l = Math.floor((R * 299 + G * 587 + B * 114 + 500) / 1000);
-          v = isU8 ? l : l / 255;
-        } else {
-          const l = LUMA[0] * r[3 * p] + LUMA[1] * r[3 * p + 1] + LUMA[2] * r[3 * p + 2];
-          v = isU8 ? quantize(l, false) : l;
-        }
-        out[ob + p] = v;
-      }
-    } else if (isU8) {
-      const o8 = out as Uint8Array;
-      if (truncate) {
-        // quantize(v, true) inlined: floor(255 v + 1e-4) clamped; the store truncates, and values
-        // are >= 0 here, so the clamp below 0 is the only test needed before it.
-        for (let p = 0; p < outPer; p++) {
-          const x = r[p] * 255 + 1e-4;
-          o8[ob + p] = x < 0 ? 0 : x > 255 ? 255 : x;
-        }
-      } else {
-        for (let p = 0; p < outPer; p++) o8[ob + p] = quantize(r[p], false);
-      }
-    } else {
-      const of = out as Float32Array;
-      for (let p = 0; p < outPer; p++) of[ob + p] = truncate ? quantize(r[p], true) / 255 : r[p];
-    }
+    if (gray && work === 3) grayOut(r, out, ob, h * w, truncate, isU8);
+    else if (isU8 && truncate) bytesOutTrunc(r, out as Uint8Array, ob, outPer);
+    else if (isU8) { for (let p = 0; p < outPer; p++) out[ob + p] = quantize(r[p], false); }
+    else floatsOut(r, out as Float32Array, ob, outPer, truncate);
   }
   const shape = batch.shape.length === 4 ? [n, h, w, outC] : [n, h, w];
   return { dtype: batch.dtype, shape, data: out } as ImageBatch;

@@ -96,69 +96,119 @@ let rowPad = new Float64Array(0);
  */
 export function correlate1d(img: Img, kernel: Float64Array, axis: 0 | 1, border: Border): Img {
   const { h, w, c } = img;
-  const src = img.data;
   const out = newImage(h, w, c);
-  const dst = out.data;
   const r = (kernel.length - 1) >> 1;
   const idx = BORDERS[border];
-  const taps = kernel.length;
+  // Two leaf functions, one per axis: each is optimised on its own and stays so.
   if (axis === 1) {
-    // Each row padded by the border rule into a reused buffer, then straight taps (the same
-    // sums, in the same order, as reading through the index map).
-    const rowLen = w * c;
-    const padLen = (w + taps - 1) * c;
-    if (rowPad.length < padLen) rowPad = new Float64Array(padLen);
-    const pad = rowPad;
-    const xs = new Int32Array(w + taps - 1);
+    const xs = new Int32Array(w + kernel.length - 1);
     for (let x = 0; x < xs.length; x++) xs[x] = idx(x - r, w) * c;
-    for (let y = 0; y < h; y++) {
-      const base = y * rowLen;
-      for (let x = 0; x < xs.length; x++) {
-        const s0 = base + xs[x], p0 = x * c;
-        for (let k = 0; k < c; k++) pad[p0 + k] = src[s0 + k];
-      }
-      if (c === 3) {
-        for (let x = 0; x < w; x++) {
-          let s0 = 0, s1 = 0, s2 = 0;
-          for (let t = 0, q = x * 3; t < taps; t++, q += 3) {
-            const kt = kernel[t];
-            s0 += kt * pad[q];
-            s1 += kt * pad[q + 1];
-            s2 += kt * pad[q + 2];
-          }
-          const o = base + x * 3;
-          dst[o] = s0;
-          dst[o + 1] = s1;
-          dst[o + 2] = s2;
-        }
-      } else {
-        for (let x = 0; x < w; x++) {
-          for (let k = 0; k < c; k++) {
-            let s = 0;
-            for (let t = 0, q = x * c + k; t < taps; t++, q += c) s += kernel[t] * pad[q];
-            dst[base + x * c + k] = s;
-          }
-        }
-      }
-    }
+    correlateAlongRows(img.data, out.data, kernel, xs, h, w, c);
   } else {
-    // Source rows for each output row and tap, precomputed once.
-    const map = new Int32Array(h * taps);
+    const map = new Int32Array(h * kernel.length);
     for (let o = 0; o < h; o++) {
-      for (let t = 0; t < taps; t++) map[o * taps + t] = idx(o + t - r, h);
+      for (let t = 0; t < kernel.length; t++) {
+        map[o * kernel.length + t] = idx(o + t - r, h) * w * c;
+      }
     }
-    const rowLen = w * c;
-    for (let y = 0; y < h; y++) {
-      const m = y * taps;
-      const o = y * rowLen;
-      for (let t = 0; t < taps; t++) {
-        const wt = kernel[t];
-        const s = map[m + t] * rowLen;
-        for (let i = 0; i < rowLen; i++) dst[o + i] += wt * src[s + i];
+    correlateDownColumns(img.data, out.data, kernel, map, h, w * c);
+  }
+  return out;
+}
+
+/**
+ * Along x: each row padded by the border rule (source offsets `xs`) into a reused buffer, then
+ * straight taps (the same sums, in the same order, as reading through an index map).
+ */
+function correlateAlongRows(
+  src: Float64Array,
+  dst: Float64Array,
+  kernel: Float64Array,
+  xs: Int32Array,
+  h: number,
+  w: number,
+  c: number,
+): void {
+  const taps = kernel.length;
+  const rowLen = w * c;
+  const padLen = xs.length * c;
+  if (rowPad.length < padLen) rowPad = new Float64Array(padLen);
+  const pad = rowPad;
+  for (let y = 0; y < h; y++) {
+    const base = y * rowLen;
+    for (let x = 0; x < xs.length; x++) {
+      const s0 = base + xs[x], p0 = x * c;
+      for (let k = 0; k < c; k++) pad[p0 + k] = src[s0 + k];
+    }
+    if (c === 3) {
+      for (let x = 0; x < w; x++) {
+        let s0 = 0, s1 = 0, s2 = 0;
+        for (let t = 0, q = x * 3; t < taps; t++, q += 3) {
+          const kt = kernel[t];
+          s0 += kt * pad[q];
+          s1 += kt * pad[q + 1];
+          s2 += kt * pad[q + 2];
+        }
+        const o = base + x * 3;
+        dst[o] = s0;
+        dst[o + 1] = s1;
+        dst[o + 2] = s2;
+      }
+    } else if (c === 1) {
+      for (let x = 0; x < w; x++) {
+        let s = 0;
+        for (let t = 0; t < taps; t++) s += kernel[t] * pad[x + t];
+        dst[base + x] = s;
+      }
+    } else {
+      for (let x = 0; x < w; x++) {
+        for (let k = 0; k < c; k++) {
+          let s = 0;
+          for (let t = 0, q = x * c + k; t < taps; t++, q += c) s += kernel[t] * pad[q];
+          dst[base + x * c + k] = s;
+        }
       }
     }
   }
-  return out;
+}
+
+/**
+ * Down y: source row starts `map` per output row and tap; each output value summed in registers
+ * over the taps, four at a time (the same order as tap-by-tap row passes, so the same sums).
+ */
+function correlateDownColumns(
+  src: Float64Array,
+  dst: Float64Array,
+  kernel: Float64Array,
+  map: Int32Array,
+  h: number,
+  rowLen: number,
+): void {
+  const taps = kernel.length;
+  for (let y = 0; y < h; y++) {
+    const m = y * taps;
+    const o = y * rowLen;
+    let i = 0;
+    for (; i + 4 <= rowLen; i += 4) {
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (let t = 0; t < taps; t++) {
+        const kt = kernel[t], q = map[m + t] + i;
+        s0 += kt * src[q];
+        s1 += kt * src[q + 1];
+        s2 += kt * src[q + 2];
+        s3 += kt * src[q + 3];
+      }
+      dst[o + i] = s0;
+      dst[o + i + 1] = s1;
+      dst[o + i + 2] = s2;
+      dst[o + i + 3] = s3;
+    }
+    for (; i < rowLen; i++) {
+      let s = 0;
+      for (let t = 0; t < taps; t++) s += kernel[t] * src[map[m + t] + i];
+      dst[o + i] = s;
+    }
+  }
 }
 
 /**
@@ -502,8 +552,22 @@ export function editHsv(img: Img, edit: (hsv: [number, number, number]) => void)
   return img;
 }
 
-/** PIL's resampling coefficients for the box filter, in its 22-bit fixed point. */
+const boxCoeffs = new Map<string, { ksize: number; bounds: Int32Array; kk: Int32Array }>();
+
+/** {@linkcode pilBoxCoeffsOf}, cached per (in, out) size. */
 function pilBoxCoeffs(inSize: number, outSize: number) {
+  const key = `${inSize}/${outSize}`;
+  let t = boxCoeffs.get(key);
+  if (!t) {
+    t = pilBoxCoeffsOf(inSize, outSize);
+    if (boxCoeffs.size > 1024) boxCoeffs.clear();
+    boxCoeffs.set(key, t);
+  }
+  return t;
+}
+
+/** PIL's resampling coefficients for the box filter, in its 22-bit fixed point. */
+function pilBoxCoeffsOf(inSize: number, outSize: number) {
   const scale = inSize / outSize;
   const filterscale = Math.max(scale, 1);
   const support = 0.5 * filterscale;
@@ -554,11 +618,12 @@ export function pilResizeBox(
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < ow; x++) {
         const xmin = bounds[2 * x], xmax = bounds[2 * x + 1];
+        const s0 = (y * cw + xmin) * c, k0 = x * ksize, o = (y * ow + x) * c;
         for (let k = 0; k < c; k++) {
           let ss = 1 << 21;
-          for (let t = 0; t < xmax; t++) ss += cur[(y * cw + xmin + t) * c + k] * kk[x * ksize + t];
+          for (let t = 0; t < xmax; t++) ss += cur[s0 + t * c + k] * kk[k0 + t];
           const v = ss >> 22;
-          out[(y * ow + x) * c + k] = v < 0 ? 0 : v > 255 ? 255 : v;
+          out[o + k] = v < 0 ? 0 : v > 255 ? 255 : v;
         }
       }
     }
@@ -594,13 +659,30 @@ export function pilResizeNearest(
 ): Uint8Array {
   const out = new Uint8Array(oh * ow * c);
   const xs = new Int32Array(ow);
-  for (let x = 0; x < ow; x++) xs[x] = Math.min(w - 1, Math.floor((x + 0.5) * w / ow));
+  for (let x = 0; x < ow; x++) xs[x] = Math.min(w - 1, Math.floor((x + 0.5) * w / ow)) * c;
+  const rowLen = ow * c;
+  let prev = -1;
   for (let y = 0; y < oh; y++) {
     const sy = Math.min(h - 1, Math.floor((y + 0.5) * h / oh));
-    for (let x = 0; x < ow; x++) {
-      const s = (sy * w + xs[x]) * c;
-      const o = (y * ow + x) * c;
-      for (let k = 0; k < c; k++) out[o + k] = src[s + k];
+    const o = y * rowLen;
+    if (sy === prev) {
+      // The same source row as the previous output row: copy that row.
+      out.copyWithin(o, o - rowLen, o);
+      continue;
+    }
+    prev = sy;
+    const s = sy * w * c;
+    if (c === 3) {
+      for (let x = 0, q = o; x < ow; x++, q += 3) {
+        const p = s + xs[x];
+        out[q] = src[p];
+        out[q + 1] = src[p + 1];
+        out[q + 2] = src[p + 2];
+      }
+    } else {
+      for (let x = 0; x < ow; x++) {
+        for (let k = 0; k < c; k++) out[o + x * c + k] = src[s + xs[x] + k];
+      }
     }
   }
   return out;

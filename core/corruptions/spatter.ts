@@ -124,17 +124,47 @@ export function distanceTransform(src: Uint8Array, h: number, w: number): Float6
   return d;
 }
 
+/** Row and column offsets of the 3x3 neighbourhoods under BORDER_REFLECT_101 (-1, 0, +1 each). */
+function nbr3(h: number, w: number): { ys: Int32Array; xs: Int32Array } {
+  const ys = new Int32Array(3 * h), xs = new Int32Array(3 * w);
+  for (let y = 0; y < h; y++) {
+    for (let d = 0; d < 3; d++) ys[3 * y + d] = reflect101Index(y + d - 1, h) * w;
+  }
+  for (let x = 0; x < w; x++) {
+    for (let d = 0; d < 3; d++) xs[3 * x + d] = reflect101Index(x + d - 1, w);
+  }
+  return { ys, xs };
+}
+
 /** cv2.blur(src, (3, 3)) with BORDER_REFLECT_101, on floats. */
 function box3(src: Float64Array, h: number, w: number): Float64Array {
   const out = new Float64Array(h * w);
+  const { ys, xs } = nbr3(h, w);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       let s = 0;
-      for (let dy = -1; dy <= 1; dy++) {
-        const yy = reflect101Index(y + dy, h);
-        for (let dx = -1; dx <= 1; dx++) s += src[yy * w + reflect101Index(x + dx, w)];
+      for (let dy = 0; dy < 3; dy++) {
+        const yy = ys[3 * y + dy];
+        for (let dx = 0; dx < 3; dx++) s += src[yy + xs[3 * x + dx]];
       }
       out[y * w + x] = s / 9;
+    }
+  }
+  return out;
+}
+
+/** cv2.filter2D(src, -1, EMBOSS) on 8-bit values, BORDER_REFLECT_101, saturated to 8 bits. */
+function emboss(src: Uint8Array, h: number, w: number): Float64Array {
+  const out = new Float64Array(h * w);
+  const { ys, xs } = nbr3(h, w);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let s = 0;
+      for (let dy = 0; dy < 3; dy++) {
+        const yy = ys[3 * y + dy];
+        for (let dx = 0; dx < 3; dx++) s += EMBOSS[dy * 3 + dx] * src[yy + xs[3 * x + dx]];
+      }
+      out[y * w + x] = sat8(s);
     }
   }
   return out;
@@ -167,7 +197,7 @@ export function equalizeHist(src: Uint8Array): Uint8Array {
   return out;
 }
 
-const EMBOSS = [-2, -1, 0, -1, 1, 1, 0, 1, 2];
+const EMBOSS = Int32Array.from([-2, -1, 0, -1, 1, 1, 0, 1, 2]);
 
 /** The reference's spatter; `p` = [loc, scale, sigma, threshold, intensity, mode]. */
 export function spatter(img: Img, p: readonly number[], rng: Rng): Img {
@@ -191,19 +221,7 @@ export function spatter(img: Img, p: readonly number[], rng: Rng): Img {
     const d8 = new Uint8Array(n);
     for (let i = 0; i < n; i++) d8[i] = Math.trunc(b1[i]);
     const eq = equalizeHist(d8);
-    const emb = new Float64Array(n);
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        let s = 0;
-        for (let dy = -1; dy <= 1; dy++) {
-          const yy = reflect101Index(y + dy, h);
-          for (let dx = -1; dx <= 1; dx++) {
-            s += EMBOSS[(dy + 1) * 3 + dx + 1] * eq[yy * w + reflect101Index(x + dx, w)];
-          }
-        }
-        emb[y * w + x] = sat8(s);
-      }
-    }
+    const emb = emboss(eq, h, w);
     const b2 = box3(emb, h, w);
     let max = 0;
     const m = new Float64Array(n);
