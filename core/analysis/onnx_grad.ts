@@ -142,12 +142,17 @@ function forward(
   return { trace, features: h, shape: s };
 }
 
-/** The features graph: input `x` NCHW `shape`, output `features` NCHW. */
-export function exportFeaturesOnnx(model: VggModel, layer: string, shape: Shape4): Uint8Array {
+/** The features graph: input `x` NCHW `["R", c, h, w]`, output `features` NCHW. */
+export function exportFeaturesOnnx(
+  model: VggModel,
+  layer: string,
+  [c, h, w]: readonly [number, number, number],
+): Uint8Array {
   const g = new OnnxGraph();
-  g.input("x", shape);
+  const shape: Shape4 = [1, c, h, w];
+  g.input("x", ["R", c, h, w]);
   const f = forward(g, model, layer, "x", shape, false);
-  g.output(f.features, "features", f.shape);
+  g.output(f.features, "features", ["R", ...f.shape.slice(1)]);
   return g.toModel({ name: "cotrain-features" });
 }
 
@@ -173,25 +178,22 @@ function upsample2(g: OnnxGraph, t: string, small: Shape4, big: Shape4, pad: num
 }
 
 /**
- * The gradient graph for target `target` (NCHW, the features of x0 repeated per row): input `x`
- * NCHW `shape`, outputs `grad` (same shape) and `loss` `[R]`.
+ * The gradient graph: inputs `x` NCHW `["R", c, h, w]` and `target` (the features of x0 for each
+ * row, NCHW), outputs `grad` (the shape of x) and `loss` `[R]`. The batch size R is free, so one
+ * session serves batches in chunks.
  */
 export function exportReconstructionGradOnnx(
   model: VggModel,
   layer: string,
-  shape: Shape4,
-  target: Float32Array,
+  [c, h, w]: readonly [number, number, number],
 ): Uint8Array {
   const g = new OnnxGraph();
-  g.input("x", shape);
+  const shape: Shape4 = [1, c, h, w];
+  g.input("x", ["R", c, h, w]);
   const f = forward(g, model, layer, "x", shape, true);
-  const n = f.shape.reduce((a, b) => a * b, 1);
-  if (target.length !== n) {
-    throw CoreError.invalidArgument(`target: ${target.length} values; features have ${n}`);
-  }
-  const t = g.initializer("target", target, f.shape);
+  const t = g.input("target", ["R", ...f.shape.slice(1)]);
   const diff = g.node("Sub", [f.features, t], {}, "diff");
-  g.output(g.node("ReduceSumSquare", [diff], { axes: [1, 2, 3], keepdims: 0 }), "loss", [shape[0]]);
+  g.output(g.node("ReduceSumSquare", [diff], { axes: [1, 2, 3], keepdims: 0 }), "loss", ["R"]);
   const zero = g.initializer("zero", new Float32Array([0]), []);
   let grad = g.node("Mul", [diff, g.initializer("two", new Float32Array([2]), [])]);
   for (let i = f.trace.length - 1; i >= 0; i--) {
@@ -211,20 +213,25 @@ export function exportReconstructionGradOnnx(
       grad = g.node("Where", [isMax, gradUp, zero]);
     }
   }
-  g.output(grad, "grad", shape);
+  g.output(grad, "grad", ["R", c, h, w]);
   return g.toModel({ name: "cotrain-reconstruction-grad" });
 }
 
-/** An onnxruntime session of one of these graphs (input `x`, float32 outputs by name). */
+/** A float32 input: values and dims. */
+export interface FloatInput {
+  data: Float32Array;
+  dims: readonly number[];
+}
+
+/** An onnxruntime session of one of these graphs (float32 inputs and outputs by name). */
 export interface GradSession {
-  run(x: Float32Array): Promise<Record<string, Float32Array>>;
+  run(inputs: Record<string, FloatInput>): Promise<Record<string, Float32Array>>;
   release(): Promise<void>;
 }
 
-/** Opens a session on `bytes` for input shape `shape` with `threads` intra-op threads. */
+/** Opens a CPU session on `bytes` with `threads` intra-op threads (default: every core). */
 export async function openGradSession(
   bytes: Uint8Array,
-  shape: Shape4,
   threads = Math.max(1, navigator.hardwareConcurrency ?? 1),
 ): Promise<GradSession> {
   let session: ort.InferenceSession;
@@ -241,8 +248,12 @@ export async function openGradSession(
     throw CoreError.internal(`onnx: cannot load the gradient graph: ${(err as Error).message}`);
   }
   return {
-    async run(x) {
-      const res = await session.run({ x: new ort.Tensor("float32", x, shape) });
+    async run(inputs) {
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const [k, v] of Object.entries(inputs)) {
+        feeds[k] = new ort.Tensor("float32", v.data, [...v.dims]);
+      }
+      const res = await session.run(feeds);
       const out: Record<string, Float32Array> = {};
       for (const name of session.outputNames) out[name] = res[name].data as Float32Array;
       return out;

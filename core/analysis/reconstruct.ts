@@ -187,8 +187,13 @@ export function resolveReconstructOptions(
   };
 }
 
-/** Activations per image at `layer` for an h x w input (channels x rows x columns). */
-export function featureCount(model: VggModel, layer: string, h: number, w: number): number {
+/** The activations' shape per image at `layer` for an h x w input: [channels, rows, columns]. */
+export function featureShape(
+  model: VggModel,
+  layer: string,
+  h: number,
+  w: number,
+): [number, number, number] {
   let c = model.config.inChannels;
   for (const l of model.layers) {
     if (l.kind === "conv") c = l.outChannels;
@@ -196,9 +201,14 @@ export function featureCount(model: VggModel, layer: string, h: number, w: numbe
       h = Math.floor(h / 2);
       w = Math.floor(w / 2);
     }
-    if (l.name === layer) return c * h * w;
+    if (l.name === layer) return [c, h, w];
   }
   throw CoreError.invalidArgument(`layer: unknown layer ${layer}`);
+}
+
+/** Activations per image at `layer` for an h x w input. */
+export function featureCount(model: VggModel, layer: string, h: number, w: number): number {
+  return featureShape(model, layer, h, w).reduce((a, b) => a * b, 1);
 }
 
 /** A network whose layers can be reconstructed from, loaded from a checkpoint. */
@@ -325,32 +335,65 @@ function nchwToNhwc(x: Float32Array, [n, h, w, c]: readonly number[]): Float32Ar
   return out;
 }
 
-/** The gradient through onnxruntime (see onnx_grad.ts); `release` frees the sessions. */
+/**
+ * Rows per onnxruntime run: the batch goes through in chunks of this many rows, and an abort is
+ * seen between chunks (a w = 1 chunk of 64x64 rows takes about 0.1 s on one thread).
+ */
+export const ONNX_CHUNK_ROWS = 8;
+
+/** The gradient through onnxruntime (see onnx_grad.ts); `release` frees the session. */
 async function onnxGrad(
   model: VggModel,
   layer: string,
   x0: Float32Array,
   shape: [number, number, number, number],
-  threads?: number,
+  threads: number | undefined,
+  signal: AbortSignal | undefined,
 ): Promise<{ fn: GradFn; release: () => Promise<void> }> {
   const [rows, h, w, c] = shape;
-  const nchw: [number, number, number, number] = [rows, c, h, w];
-  const feats = await openGradSession(exportFeaturesOnnx(model, layer, nchw), nchw, threads);
-  let target: Float32Array;
+  const img = h * w * c;
+  const [fc, fh, fw] = featureShape(model, layer, h, w);
+  const feat = fc * fh * fw;
+  const chunks: [number, number][] = [];
+  for (let a = 0; a < rows; a += ONNX_CHUNK_ROWS) {
+    chunks.push([a, Math.min(rows, a + ONNX_CHUNK_ROWS)]);
+  }
+  const check = () => {
+    if (signal?.aborted) throw abortReason(signal);
+  };
+  const x0c = nhwcToNchw(x0, shape);
+  const target = new Float32Array(rows * feat);
+  const feats = await openGradSession(exportFeaturesOnnx(model, layer, [c, h, w]), threads);
   try {
-    target = Float32Array.from((await feats.run(nhwcToNchw(x0, shape))).features);
+    for (const [a, b] of chunks) {
+      check();
+      const out = await feats.run({
+        x: { data: x0c.subarray(a * img, b * img), dims: [b - a, c, h, w] },
+      });
+      target.set(out.features, a * feat);
+    }
   } finally {
     await feats.release();
   }
   const session = await openGradSession(
-    exportReconstructionGradOnnx(model, layer, nchw, target),
-    nchw,
+    exportReconstructionGradOnnx(model, layer, [c, h, w]),
     threads,
   );
   return {
     fn: async (x) => {
-      const out = await session.run(nhwcToNchw(x, shape));
-      return { grad: nchwToNhwc(out.grad, shape), loss: out.loss };
+      const xc = nhwcToNchw(x, shape);
+      const grad = new Float32Array(x.length);
+      const loss = new Float32Array(rows);
+      for (const [a, b] of chunks) {
+        check();
+        const out = await session.run({
+          x: { data: xc.subarray(a * img, b * img), dims: [b - a, c, h, w] },
+          target: { data: target.subarray(a * feat, b * feat), dims: [b - a, fc, fh, fw] },
+        });
+        grad.set(out.grad, a * img);
+        loss.set(out.loss, a);
+      }
+      return { grad: nchwToNhwc(grad, shape), loss };
     },
     release: () => session.release(),
   };
@@ -452,7 +495,7 @@ export async function* reconstructSteps(
   }
   const engine = options.engine ?? "onnx";
   const grad = engine === "onnx"
-    ? await onnxGrad(model, o.layer, x0, shape, options.threads)
+    ? await onnxGrad(model, o.layer, x0, shape, options.threads, signal)
     : tfjsGrad(model, o.layer, x0, shape);
   try {
     const radius = (r: number) => o.budgets[r % nb];

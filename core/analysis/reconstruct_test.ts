@@ -77,7 +77,7 @@ Deno.test("reconstruct: the folded eval trunk equals vggForward in eval mode", (
   });
 });
 
-Deno.test("reconstruct: the onnxruntime gradient equals tfjs autodiff (odd sizes too)", async () => {
+Deno.test("reconstruct: the onnxruntime gradient equals tfjs autodiff (odd sizes, several chunks)", async () => {
   const vgg = model(2);
   for (const size of [16, 18]) {
     const data = images(2, size, size);
@@ -86,7 +86,7 @@ Deno.test("reconstruct: the onnxruntime gradient equals tfjs autodiff (odd sizes
       runs.push(
         await reconstruct(vgg, { shape: [2, size, size, 1], data }, {
           layer: "conv3_1",
-          budgets: [3, 40],
+          budgets: [3, 10, 20, 40, 80], // 10 rows: two onnxruntime chunks
           steps: 6,
           optimizer: "adam",
           lr: 0.05,
