@@ -22,7 +22,7 @@
  * import { exportFeaturesOnnx } from "./onnx_grad.ts";
  * await initBackend("cpu");
  * const vgg = createVgg({ width: 0.125, inChannels: 1, classes: 0, seed: 0 });
- * const bytes = exportFeaturesOnnx(vgg, "conv2_1", [2, 1, 16, 16]);
+ * const bytes = exportFeaturesOnnx(vgg, "conv2_1", [1, 16, 16]); // any batch size
  * console.log(bytes.length > 0); // true
  * ```
  * @module
