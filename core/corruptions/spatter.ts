@@ -22,6 +22,96 @@
 import { clip01, gaussianFilter, type Img, reflect101Index } from "./image.ts";
 import { fillNormalZiggurat, type Rng } from "./rng.ts";
 
+/** The 3x3 Sobel derivatives with the edge pixel repeated, and the L1 norm. */
+function sobel(
+  src: Uint8Array,
+  h: number,
+  w: number,
+  gx: Int32Array,
+  gy: Int32Array,
+  mag: Int32Array,
+): void {
+  const ys = new Int32Array(h + 2), xs = new Int32Array(w + 2);
+  for (let y = -1; y <= h; y++) ys[y + 1] = (y < 0 ? 0 : y >= h ? h - 1 : y) * w;
+  for (let x = -1; x <= w; x++) xs[x + 1] = x < 0 ? 0 : x >= w ? w - 1 : x;
+  for (let y = 0; y < h; y++) {
+    const u = ys[y], m = ys[y + 1], d = ys[y + 2];
+    for (let x = 0; x < w; x++) {
+      const l = xs[x], c = xs[x + 1], r = xs[x + 2];
+      const dx = src[u + r] - src[u + l] + 2 * (src[m + r] - src[m + l]) + src[d + r] - src[d + l];
+      const dy = src[d + l] - src[u + l] + 2 * (src[d + c] - src[u + c]) + src[d + r] - src[u + r];
+      const i = m + x;
+      gx[i] = dx;
+      gy[i] = dy;
+      mag[i] = Math.abs(dx) + Math.abs(dy);
+    }
+  }
+}
+
+/** Non-maximum suppression: state 2 (strong, pushed on `stack`), 1 (weak) or 0; returns depth. */
+function suppress(
+  mag: Int32Array,
+  gx: Int32Array,
+  gy: Int32Array,
+  h: number,
+  w: number,
+  low: number,
+  high: number,
+  state: Uint8Array,
+  stack: Int32Array,
+): number {
+  const TG22 = Math.tan(Math.PI / 8), TG67 = Math.tan(3 * Math.PI / 8);
+  let top = 0;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      const v = mag[i];
+      if (v <= low) continue;
+      const ax = Math.abs(gx[i]), ay = Math.abs(gy[i]);
+      // Neighbours outside the image count as 0.
+      let keep: boolean;
+      if (ay < ax * TG22) {
+        keep = v > (x > 0 ? mag[i - 1] : 0) && v >= (x < w - 1 ? mag[i + 1] : 0);
+      } else if (ay > ax * TG67) {
+        keep = v > (y > 0 ? mag[i - w] : 0) && v >= (y < h - 1 ? mag[i + w] : 0);
+      } else {
+        const s = (gx[i] ^ gy[i]) < 0 ? -1 : 1;
+        const ya = y - 1, xa = x - s, yb = y + 1, xb = x + s;
+        const ma = ya < 0 || xa < 0 || xa >= w ? 0 : mag[ya * w + xa];
+        const mb = yb >= h || xb < 0 || xb >= w ? 0 : mag[yb * w + xb];
+        keep = v > ma && v > mb;
+      }
+      if (!keep) continue;
+      if (v > high) {
+        state[i] = 2;
+        stack[top++] = i;
+      } else state[i] = 1;
+    }
+  }
+  return top;
+}
+
+/** Hysteresis: weak pixels 8-connected to strong ones become strong. */
+function hysteresis(state: Uint8Array, stack: Int32Array, top: number, h: number, w: number) {
+  while (top > 0) {
+    const i = stack[--top];
+    const y = Math.floor(i / w), x = i - y * w;
+    for (let dy = -1; dy <= 1; dy++) {
+      const yy = y + dy;
+      if (yy < 0 || yy >= h) continue;
+      for (let dx = -1; dx <= 1; dx++) {
+        const xx = x + dx;
+        if (xx < 0 || xx >= w) continue;
+        const j = yy * w + xx;
+        if (state[j] === 1) {
+          state[j] = 2;
+          stack[top++] = j;
+        }
+      }
+    }
+  }
+}
+
 /** cv2.Canny(img, low, high) with a 3x3 Sobel and the L1 gradient norm: 255 on edges, else 0. */
 export function canny(
   src: Uint8Array,
@@ -30,98 +120,68 @@ export function canny(
   low: number,
   high: number,
 ): Uint8Array {
-  const mag = new Int32Array(h * w);
-  const gx = new Int32Array(h * w);
-  const gy = new Int32Array(h * w);
-  const at = (y: number, x: number) =>
-    src[(y < 0 ? 0 : y >= h ? h - 1 : y) * w + (x < 0 ? 0 : x >= w ? w - 1 : x)];
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const dx = at(y - 1, x + 1) - at(y - 1, x - 1) + 2 * (at(y, x + 1) - at(y, x - 1)) +
-        at(y + 1, x + 1) - at(y + 1, x - 1);
-      const dy = at(y + 1, x - 1) - at(y - 1, x - 1) + 2 * (at(y + 1, x) - at(y - 1, x)) +
-        at(y + 1, x + 1) - at(y - 1, x + 1);
-      gx[y * w + x] = dx;
-      gy[y * w + x] = dy;
-      mag[y * w + x] = Math.abs(dx) + Math.abs(dy);
-    }
-  }
-  const m = (y: number, x: number) => (y < 0 || y >= h || x < 0 || x >= w ? 0 : mag[y * w + x]);
-  // 0 = not an edge, 1 = weak candidate, 2 = strong
-  const state = new Uint8Array(h * w);
-  const TG22 = Math.tan(Math.PI / 8), TG67 = Math.tan(3 * Math.PI / 8);
-  const stack: number[] = [];
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = y * w + x;
-      const v = mag[i];
-      if (v <= low) continue;
-      const ax = Math.abs(gx[i]), ay = Math.abs(gy[i]);
-      let keep: boolean;
-      if (ay < ax * TG22) keep = v > m(y, x - 1) && v >= m(y, x + 1);
-      else if (ay > ax * TG67) keep = v > m(y - 1, x) && v >= m(y + 1, x);
-      else {
-        const s = (gx[i] ^ gy[i]) < 0 ? -1 : 1;
-        keep = v > m(y - 1, x - s) && v > m(y + 1, x + s);
-      }
-      if (!keep) continue;
-      if (v > high) {
-        state[i] = 2;
-        stack.push(i);
-      } else state[i] = 1;
-    }
-  }
-  while (stack.length) {
-    const i = stack.pop() as number;
-    const y = Math.floor(i / w), x = i - y * w;
-    for (let dy = -1; dy <= 1; dy++) {
-      for (let dx = -1; dx <= 1; dx++) {
-        const yy = y + dy, xx = x + dx;
-        if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
-        const j = yy * w + xx;
-        if (state[j] === 1) {
-          state[j] = 2;
-          stack.push(j);
-        }
-      }
-    }
-  }
-  const out = new Uint8Array(h * w);
-  for (let i = 0; i < out.length; i++) out[i] = state[i] === 2 ? 255 : 0;
+  const n = h * w;
+  const mag = new Int32Array(n), gx = new Int32Array(n), gy = new Int32Array(n);
+  sobel(src, h, w, gx, gy, mag);
+  // 0 = not an edge, 1 = weak candidate, 2 = strong; each pixel is pushed at most once.
+  const state = new Uint8Array(n);
+  const stack = new Int32Array(n);
+  const top = suppress(mag, gx, gy, h, w, low, high, state, stack);
+  hysteresis(state, stack, top, h, w);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = state[i] === 2 ? 255 : 0;
   return out;
 }
 
 /** cv2.distanceTransform(src, DIST_L2, 5): 5x5 chamfer (1, 1.4, 2.1969) to the nearest zero. */
 export function distanceTransform(src: Uint8Array, h: number, w: number): Float64Array {
-  const A = 1, B = 1.4, C = 2.1969;
   const INF = 1e9;
   const d = new Float64Array(h * w);
   for (let i = 0; i < d.length; i++) d[i] = src[i] === 0 ? 0 : INF;
-  // The forward mask (row offset, column offset, cost); the backward pass uses it negated.
-  const OY = [-2, -2, -1, -1, -1, -1, -1, 0];
-  const OX = [-1, 1, -2, -1, 0, 1, 2, -1];
-  const OC = [C, C, C, B, A, B, C, A];
-  // Forward: top to bottom, left to right; backward: bottom to top, right to left. Each pixel
-  // takes the least of itself and its mask neighbours plus their costs (order-free: a minimum).
-  for (let dir = 1; dir >= -1; dir -= 2) {
-    for (let yi = 0; yi < h; yi++) {
-      const y = dir === 1 ? yi : h - 1 - yi;
-      for (let xi = 0; xi < w; xi++) {
-        const x = dir === 1 ? xi : w - 1 - xi;
-        const i = y * w + x;
-        let v = d[i];
-        if (v === 0) continue;
+  chamferPass(d, h, w, 1);
+  chamferPass(d, h, w, -1);
+  return d;
+}
+
+// The forward mask (row offset, column offset, cost: 1, 1.4, 2.1969); the backward pass uses it
+// negated.
+const OY = Int32Array.from([-2, -2, -1, -1, -1, -1, -1, 0]);
+const OX = Int32Array.from([-1, 1, -2, -1, 0, 1, 2, -1]);
+const OC = Float64Array.from([2.1969, 2.1969, 2.1969, 1.4, 1, 1.4, 2.1969, 1]);
+
+/**
+ * One chamfer pass (dir 1: top to bottom, left to right; -1: the reverse with the mask negated):
+ * each pixel takes the least of itself and its mask neighbours plus their costs (a minimum, so
+ * the order of the neighbours does not matter). Pixels two or more from every edge skip the
+ * bounds tests.
+ */
+function chamferPass(d: Float64Array, h: number, w: number, dir: number): void {
+  const off = new Int32Array(8);
+  for (let m = 0; m < 8; m++) off[m] = dir * (OY[m] * w + OX[m]);
+  for (let yi = 0; yi < h; yi++) {
+    const y = dir === 1 ? yi : h - 1 - yi;
+    const rowInside = y >= 2 && y < h - 2;
+    for (let xi = 0; xi < w; xi++) {
+      const x = dir === 1 ? xi : w - 1 - xi;
+      const i = y * w + x;
+      let v = d[i];
+      if (v === 0) continue;
+      if (rowInside && x >= 2 && x < w - 2) {
+        for (let m = 0; m < 8; m++) {
+          const u = d[i + off[m]] + OC[m];
+          if (u < v) v = u;
+        }
+      } else {
         for (let m = 0; m < 8; m++) {
           const yy = y + dir * OY[m], xx = x + dir * OX[m];
           if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
           const u = d[yy * w + xx] + OC[m];
           if (u < v) v = u;
         }
-        d[i] = v;
       }
+      d[i] = v;
     }
   }
-  return d;
 }
 
 /** Row and column offsets of the 3x3 neighbourhoods under BORDER_REFLECT_101 (-1, 0, +1 each). */
@@ -208,47 +268,71 @@ export function spatter(img: Img, p: readonly number[], rng: Rng): Img {
   fillNormalZiggurat(rng, raw, loc, scale);
   const liquid = gaussianFilter({ h, w, c: 1, data: raw }, sigma, sigma, "nearest").data;
   for (let i = 0; i < n; i++) if (liquid[i] < thresh) liquid[i] = 0;
-  const out = { h, w, c, data: img.data.slice() };
-  const d = out.data;
-  if (mode === 0) {
-    const l8 = new Uint8Array(n);
-    for (let i = 0; i < n; i++) l8[i] = Math.trunc(liquid[i] * 255) & 255;
-    const edges = canny(l8, h, w, 50, 150);
-    for (let i = 0; i < n; i++) edges[i] = 255 - edges[i];
-    const dist = distanceTransform(edges, h, w);
-    for (let i = 0; i < n; i++) if (dist[i] > 20) dist[i] = 20;
-    const b1 = box3(dist, h, w);
-    const d8 = new Uint8Array(n);
-    for (let i = 0; i < n; i++) d8[i] = Math.trunc(b1[i]);
-    const eq = equalizeHist(d8);
-    const emb = emboss(eq, h, w);
-    const b2 = box3(emb, h, w);
-    let max = 0;
-    const m = new Float64Array(n);
+  const d = new Float64Array(img.data.length);
+  for (let i = 0; i < d.length; i++) d[i] = img.data[i];
+  if (mode === 0) water(d, liquid, h, w, c, intensity);
+  else mud(d, liquid, h, w, c, thresh, intensity);
+  return clip01({ h, w, c, data: d });
+}
+
+/** The water branch (in place on d): relief from the liquid's edges, tinted pale turquoise. */
+function water(
+  d: Float64Array,
+  liquid: Float64Array,
+  h: number,
+  w: number,
+  c: number,
+  intensity: number,
+): void {
+  const n = h * w;
+  const l8 = new Uint8Array(n);
+  for (let i = 0; i < n; i++) l8[i] = Math.trunc(liquid[i] * 255) & 255;
+  const edges = canny(l8, h, w, 50, 150);
+  for (let i = 0; i < n; i++) edges[i] = 255 - edges[i];
+  const dist = distanceTransform(edges, h, w);
+  for (let i = 0; i < n; i++) if (dist[i] > 20) dist[i] = 20;
+  const b1 = box3(dist, h, w);
+  const d8 = new Uint8Array(n);
+  for (let i = 0; i < n; i++) d8[i] = Math.trunc(b1[i]);
+  const eq = equalizeHist(d8);
+  const emb = emboss(eq, h, w);
+  const b2 = box3(emb, h, w);
+  let max = 0;
+  const m = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    m[i] = liquid[i] * sat8(b2[i]);
+    if (m[i] > max) max = m[i];
+  }
+  const color = c === 3 ? [175 / 255, 238 / 255, 238 / 255] : [
+    (0.2989 * 175 + 0.587 * 238 + 0.114 * 238) / 255,
+  ];
+  if (max > 0) {
     for (let i = 0; i < n; i++) {
-      m[i] = liquid[i] * sat8(b2[i]);
-      if (m[i] > max) max = m[i];
-    }
-    const color = c === 3 ? [175 / 255, 238 / 255, 238 / 255] : [
-      (0.2989 * 175 + 0.587 * 238 + 0.114 * 238) / 255,
-    ];
-    if (max > 0) {
-      for (let i = 0; i < n; i++) {
-        const v = m[i] / max * intensity;
-        for (let k = 0; k < c; k++) d[i * c + k] += Math.min(1, Math.max(0, v * color[k]));
-      }
-    }
-  } else {
-    const mask = new Float64Array(n);
-    for (let i = 0; i < n; i++) mask[i] = liquid[i] > thresh ? 1 : 0;
-    const mb = gaussianFilter({ h, w, c: 1, data: mask }, intensity, intensity, "nearest").data;
-    const color = c === 3 ? [63 / 255, 42 / 255, 20 / 255] : [
-      (0.2989 * 63 + 0.587 * 42 + 0.114 * 20) / 255,
-    ];
-    for (let i = 0; i < n; i++) {
-      const v = mb[i] < 0.8 ? 0 : mb[i];
-      for (let k = 0; k < c; k++) d[i * c + k] = d[i * c + k] * (1 - v) + color[k] * v;
+      const v = m[i] / max * intensity;
+      for (let k = 0; k < c; k++) d[i * c + k] += Math.min(1, Math.max(0, v * color[k]));
     }
   }
-  return clip01(out);
+}
+
+/** The mud branch (in place on d): brown where the blurred, thresholded liquid is thick. */
+function mud(
+  d: Float64Array,
+  liquid: Float64Array,
+  h: number,
+  w: number,
+  c: number,
+  thresh: number,
+  intensity: number,
+): void {
+  const n = h * w;
+  const mask = new Float64Array(n);
+  for (let i = 0; i < n; i++) mask[i] = liquid[i] > thresh ? 1 : 0;
+  const mb = gaussianFilter({ h, w, c: 1, data: mask }, intensity, intensity, "nearest").data;
+  const color = c === 3 ? [63 / 255, 42 / 255, 20 / 255] : [
+    (0.2989 * 63 + 0.587 * 42 + 0.114 * 20) / 255,
+  ];
+  for (let i = 0; i < n; i++) {
+    const v = mb[i] < 0.8 ? 0 : mb[i];
+    for (let k = 0; k < c; k++) d[i * c + k] = d[i * c + k] * (1 - v) + color[k] * v;
+  }
 }
