@@ -33,8 +33,6 @@ PROTOS = {
     "evaluator": "cotrain/v1/evaluator.proto",
     "reconstructor": "cotrain/v1/reconstructor.proto",
     "saliency": "cotrain/v1/saliency.proto",
-    "reconstructor": "cotrain/v1/reconstructor.proto",
-    "saliency": "cotrain/v1/saliency.proto",
     "inference": "inference/open_inference_grpc.proto",
     "health": "grpc/health/v1/health.proto",
 }
@@ -126,10 +124,6 @@ class Client:
             self.classifier_trainer = g.classifier_trainer.ClassifierTrainerStub(self.channel)
         if hasattr(g, "evaluator"):
             self.evaluator = g.evaluator.EvaluatorStub(self.channel)
-        if hasattr(g, "reconstructor"):
-            self.reconstructor = g.reconstructor.ReconstructorStub(self.channel)
-        if hasattr(g, "saliency"):
-            self.saliency = g.saliency.SaliencyScorerStub(self.channel)
         if hasattr(g, "reconstructor"):
             self.reconstructor = g.reconstructor.ReconstructorStub(self.channel)
         if hasattr(g, "saliency"):
