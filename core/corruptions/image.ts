@@ -130,6 +130,7 @@ function correlateAlongRows(
   c: number,
 ): void {
   const taps = kernel.length;
+  const sym = isSymmetric(kernel);
   const rowLen = w * c;
   const padLen = xs.length * c;
   if (rowPad.length < padLen) rowPad = new Float64Array(padLen);
@@ -140,7 +141,31 @@ function correlateAlongRows(
       const s0 = base + xs[x], p0 = x * c;
       for (let k = 0; k < c; k++) pad[p0 + k] = src[s0 + k];
     }
-    if (c === 3) {
+    if (c === 3 && sym) {
+      // A symmetric kernel: the two taps at the same distance share one multiplication.
+      const r = (taps - 1) >> 1, kc = kernel[r];
+      for (let x = 0; x < w; x++) {
+        const q0 = x * 3, qc = q0 + 3 * r;
+        let s0 = kc * pad[qc], s1 = kc * pad[qc + 1], s2 = kc * pad[qc + 2];
+        for (let t = 0, q = q0, u = q0 + 3 * (taps - 1); t < r; t++, q += 3, u -= 3) {
+          const kt = kernel[t];
+          s0 += kt * (pad[q] + pad[u]);
+          s1 += kt * (pad[q + 1] + pad[u + 1]);
+          s2 += kt * (pad[q + 2] + pad[u + 2]);
+        }
+        const o = base + q0;
+        dst[o] = s0;
+        dst[o + 1] = s1;
+        dst[o + 2] = s2;
+      }
+    } else if (c === 1 && sym) {
+      const r = (taps - 1) >> 1, kc = kernel[r];
+      for (let x = 0; x < w; x++) {
+        let s = kc * pad[x + r];
+        for (let t = 0; t < r; t++) s += kernel[t] * (pad[x + t] + pad[x + taps - 1 - t]);
+        dst[base + x] = s;
+      }
+    } else if (c === 3) {
       for (let x = 0; x < w; x++) {
         let s0 = 0, s1 = 0, s2 = 0;
         for (let t = 0, q = x * 3; t < taps; t++, q += 3) {
@@ -185,6 +210,10 @@ function correlateDownColumns(
   rowLen: number,
 ): void {
   const taps = kernel.length;
+  if (isSymmetric(kernel)) {
+    correlateDownColumnsSym(src, dst, kernel, map, h, rowLen);
+    return;
+  }
   for (let y = 0; y < h; y++) {
     const m = y * taps;
     const o = y * rowLen;
@@ -206,6 +235,54 @@ function correlateDownColumns(
     for (; i < rowLen; i++) {
       let s = 0;
       for (let t = 0; t < taps; t++) s += kernel[t] * src[map[m + t] + i];
+      dst[o + i] = s;
+    }
+  }
+}
+
+/** Whether kernel[t] === kernel[taps - 1 - t] for every t (odd length). */
+function isSymmetric(kernel: Float64Array): boolean {
+  const n = kernel.length;
+  if (n % 2 === 0) return false;
+  for (let t = 0; t < n >> 1; t++) if (kernel[t] !== kernel[n - 1 - t]) return false;
+  return true;
+}
+
+/** {@linkcode correlateDownColumns} for a symmetric kernel: mirrored taps share a product. */
+function correlateDownColumnsSym(
+  src: Float64Array,
+  dst: Float64Array,
+  kernel: Float64Array,
+  map: Int32Array,
+  h: number,
+  rowLen: number,
+): void {
+  const taps = kernel.length, r = (taps - 1) >> 1, kc = kernel[r];
+  for (let y = 0; y < h; y++) {
+    const m = y * taps;
+    const o = y * rowLen;
+    const qc = map[m + r];
+    let i = 0;
+    for (; i + 4 <= rowLen; i += 4) {
+      let s0 = kc * src[qc + i], s1 = kc * src[qc + i + 1];
+      let s2 = kc * src[qc + i + 2], s3 = kc * src[qc + i + 3];
+      for (let t = 0; t < r; t++) {
+        const kt = kernel[t], q = map[m + t] + i, u = map[m + taps - 1 - t] + i;
+        s0 += kt * (src[q] + src[u]);
+        s1 += kt * (src[q + 1] + src[u + 1]);
+        s2 += kt * (src[q + 2] + src[u + 2]);
+        s3 += kt * (src[q + 3] + src[u + 3]);
+      }
+      dst[o + i] = s0;
+      dst[o + i + 1] = s1;
+      dst[o + i + 2] = s2;
+      dst[o + i + 3] = s3;
+    }
+    for (; i < rowLen; i++) {
+      let s = kc * src[qc + i];
+      for (let t = 0; t < r; t++) {
+        s += kernel[t] * (src[map[m + t] + i] + src[map[m + taps - 1 - t] + i]);
+      }
       dst[o + i] = s;
     }
   }
