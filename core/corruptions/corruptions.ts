@@ -88,14 +88,36 @@ function fromBytes(b: Uint8Array, h: number, w: number, c: number): Img {
   return img;
 }
 
+/** Scratch for noise fields (reused; one image at a time). */
+let noiseBuf = new Float64Array(0);
+function noiseField(n: number): Float64Array {
+  if (noiseBuf.length < n) noiseBuf = new Float64Array(n);
+  return noiseBuf.subarray(0, n);
+}
+
+/** out = clip01(x + noise) */
+function addClipped(x: Float64Array, noise: Float64Array, out: Float64Array): void {
+  for (let i = 0; i < out.length; i++) {
+    const v = x[i] + noise[i];
+    out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+  }
+}
+
+/** out = clip01(x + x * noise) */
+function addScaledClipped(x: Float64Array, noise: Float64Array, out: Float64Array): void {
+  for (let i = 0; i < out.length; i++) {
+    const v = x[i] + x[i] * noise[i];
+    out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+  }
+}
+
 /** x + N(0, sigma) */
 function gaussianNoise(img: Img, sigma: number, rng: Rng): Img {
-  const out = copy(img);
-  const noise = new Float64Array(out.data.length);
+  const out = newImage(img.h, img.w, img.c);
+  const noise = noiseField(out.data.length);
   fillNormalZiggurat(rng, noise, 0, sigma);
-  const d = out.data;
-  for (let i = 0; i < d.length; i++) d[i] += noise[i];
-  return clip01(out);
+  addClipped(img.data, noise, out.data);
+  return out;
 }
 
 /** Guide tables of the Poisson CDFs (see `poissonGuided`), per mean. */
@@ -169,12 +191,11 @@ function impulseNoise(img: Img, amount: number, rng: Rng): Img {
 
 /** x + x * N(0, c) */
 function speckleNoise(img: Img, c: number, rng: Rng): Img {
-  const out = copy(img);
-  const noise = new Float64Array(out.data.length);
+  const out = newImage(img.h, img.w, img.c);
+  const noise = noiseField(out.data.length);
   fillNormalZiggurat(rng, noise, 0, c);
-  const d = out.data;
-  for (let i = 0; i < d.length; i++) d[i] += d[i] * noise[i];
-  return clip01(out);
+  addScaledClipped(img.data, noise, out.data);
+  return out;
 }
 
 /** skimage.filters.gaussian (scipy, mode `nearest`, truncate 4). */

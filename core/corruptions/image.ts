@@ -451,45 +451,101 @@ export function cropTopLeft(img: Img, h: number, w: number): Img {
  */
 export function shiftedSum(img: Img, kernel: Float64Array, dy: number[], dx: number[]): Img {
   const { h, w, c } = img;
-  const src = img.data;
   const out = newImage(h, w, c);
-  const dst = out.data;
-  const rowLen = w * c;
   const taps = dy.length;
-  // Row by row, every tap in order (the same sums in the same order as tap by tap), so the
-  // output row stays in the first-level cache. Output column x reads source column
-  // clamp(x - sx): columns [lo, hi) read x - sx directly, the rest the edge pixel.
   const lo = new Int32Array(taps), hi = new Int32Array(taps), sxs = new Int32Array(taps);
+  const sys = new Int32Array(taps);
+  // Output column x reads source column clamp(x - sx): columns [lo, hi) read x - sx directly,
+  // the rest the edge pixel. Columns [xlo, xhi) read directly for every tap.
+  let xlo = 0, xhi = w;
   for (let t = 0; t < taps; t++) {
     const sx = dx[t] | 0;
     sxs[t] = sx;
+    sys[t] = dy[t] | 0;
     lo[t] = Math.max(0, sx);
     hi[t] = Math.min(w, w + sx);
+    xlo = Math.max(xlo, lo[t]);
+    xhi = Math.min(xhi, hi[t]);
   }
+  if (xhi < xlo) xhi = xlo;
+  shiftedRows(img.data, out.data, kernel, sys, sxs, lo, hi, xlo, xhi, h, w, c);
+  return out;
+}
+
+/**
+ * shiftedSum's rows: every output value is the sum over the taps in order (so the same sums as
+ * tap-by-tap passes); the columns every tap reads directly are summed in registers, four values
+ * at a time, the others tap by tap.
+ */
+function shiftedRows(
+  src: Float64Array,
+  dst: Float64Array,
+  kernel: Float64Array,
+  sys: Int32Array,
+  sxs: Int32Array,
+  lo: Int32Array,
+  hi: Int32Array,
+  xlo: number,
+  xhi: number,
+  h: number,
+  w: number,
+  c: number,
+): void {
+  const taps = sys.length;
+  const rowLen = w * c;
+  const base = new Int32Array(taps);
   for (let y = 0; y < h; y++) {
     const dRow = y * rowLen;
     for (let t = 0; t < taps; t++) {
-      const wt = kernel[t];
-      const sx = sxs[t], l = lo[t], u = hi[t];
-      let srcY = y - (dy[t] | 0);
+      let srcY = y - sys[t];
       srcY = srcY < 0 ? 0 : srcY >= h ? h - 1 : srcY;
-      const sRow = srcY * rowLen;
-      for (let x = 0; x < l; x++) {
-        for (let k = 0; k < c; k++) dst[dRow + x * c + k] += wt * src[sRow + k];
+      base[t] = srcY * rowLen - sxs[t] * c;
+    }
+    // The interior, in registers.
+    const iEnd = xhi * c;
+    let i = xlo * c;
+    for (; i + 4 <= iEnd; i += 4) {
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (let t = 0; t < taps; t++) {
+        const wt = kernel[t], q = base[t] + i;
+        s0 += wt * src[q];
+        s1 += wt * src[q + 1];
+        s2 += wt * src[q + 2];
+        s3 += wt * src[q + 3];
       }
-      const s0 = sRow + (l - sx) * c;
-      const d0 = dRow + l * c;
-      const n = (u - l) * c;
-      for (let i = 0; i < n; i++) dst[d0 + i] += wt * src[s0 + i];
-      if (u < w) {
-        const last = sRow + (w - 1) * c;
-        for (let x = u; x < w; x++) {
-          for (let k = 0; k < c; k++) dst[dRow + x * c + k] += wt * src[last + k];
+      dst[dRow + i] = s0;
+      dst[dRow + i + 1] = s1;
+      dst[dRow + i + 2] = s2;
+      dst[dRow + i + 3] = s3;
+    }
+    for (; i < iEnd; i++) {
+      let s = 0;
+      for (let t = 0; t < taps; t++) s += kernel[t] * src[base[t] + i];
+      dst[dRow + i] = s;
+    }
+    // The border columns [0, xlo) and [xhi, w), tap by tap.
+    if (xlo > 0 || xhi < w) {
+      for (let t = 0; t < taps; t++) {
+        const wt = kernel[t];
+        const rowStart = base[t] + sxs[t] * c;
+        const l = lo[t], u = hi[t], b = base[t];
+        for (let region = 0; region < 2; region++) {
+          const a0 = region === 0 ? 0 : xhi, a1 = region === 0 ? xlo : w;
+          // In [a0, a1): the first pixel before l, direct reads in [l, u), the last pixel after.
+          const f1 = Math.min(a1, l);
+          for (let x = a0; x < f1; x++) {
+            for (let k = 0; k < c; k++) dst[dRow + x * c + k] += wt * src[rowStart + k];
+          }
+          const d0 = Math.max(a0, l), d1 = Math.min(a1, u);
+          for (let i = d0 * c; i < d1 * c; i++) dst[dRow + i] += wt * src[b + i];
+          const last = rowStart + (w - 1) * c;
+          for (let x = Math.max(a0, u); x < a1; x++) {
+            for (let k = 0; k < c; k++) dst[dRow + x * c + k] += wt * src[last + k];
+          }
         }
       }
     }
   }
-  return out;
 }
 
 /**
