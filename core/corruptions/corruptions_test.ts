@@ -16,7 +16,7 @@ import {
   zoomFactors,
 } from "./mod.ts";
 import { defocusFilter, defocusFilterDirect } from "./defocus.ts";
-import { newImage } from "./image.ts";
+import { addClippedZoom, clippedZoom, newImage, shiftedSum } from "./image.ts";
 import { poissonCdf } from "./rng.ts";
 
 const DATA = new URL("../../test/corruption_data/", import.meta.url);
@@ -274,6 +274,51 @@ Deno.test("defocus: the fast disk filter equals OpenCV-style direct filtering", 
       const a = defocusFilter(img, radius, alias).data,
         b = defocusFilterDirect(img, radius, alias).data;
       for (let i = 0; i < a.length; i++) assertClose(a[i], b[i], 1e-12, `r ${radius} at ${i}`);
+    }
+  }
+});
+
+Deno.test("motion blur: the shifted sum equals a direct clamped sum, for shifts of any sign", () => {
+  const img = newImage(33, 40, 3);
+  const r = streamFor(0, 0, 0, 0);
+  for (let i = 0; i < img.data.length; i++) img.data[i] = r.uniform();
+  const cases: [number[], number[]][] = [
+    [[0, 1, 2, 3, 4], [0, -1, -2, -3, -5]],
+    [[0, -2, -4, -7], [0, 3, 6, 30]],
+    [[0, 5, -5, 12], [0, 39, -39, 2]], // mixed signs: no column reads directly for every tap
+  ];
+  for (const [dy, dx] of cases) {
+    const k = Float64Array.from(dy, (_, i) => 1 / (i + 2));
+    const got = shiftedSum(img, k, dy, dx).data;
+    const { h, w, c } = img;
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        for (let ch = 0; ch < c; ch++) {
+          let s = 0;
+          for (let t = 0; t < dy.length; t++) {
+            const sy = Math.min(h - 1, Math.max(0, y - dy[t]));
+            const sx = Math.min(w - 1, Math.max(0, x - dx[t]));
+            s += k[t] * img.data[(sy * w + sx) * c + ch];
+          }
+          assertEquals(got[(y * w + x) * c + ch], s, `shifts ${dx} at (${y}, ${x}, ${ch})`);
+        }
+      }
+    }
+  }
+});
+
+Deno.test("zoom blur: adding a clipped zoom equals zooming, cropping and adding", () => {
+  const img = newImage(37, 45, 3);
+  const r = streamFor(0, 0, 0, 1);
+  for (let i = 0; i < img.data.length; i++) img.data[i] = r.uniform();
+  for (const z of [1, 1.01, 1.07, 1.3, 1.5]) {
+    const acc = new Float64Array(img.data.length);
+    addClippedZoom(img, z, acc);
+    const zoomed = clippedZoom(img, z);
+    for (let y = 0; y < img.h; y++) {
+      for (let i = 0; i < img.w * 3; i++) {
+        assertEquals(acc[y * img.w * 3 + i], zoomed.data[y * zoomed.w * 3 + i], `z ${z}`);
+      }
     }
   }
 });
