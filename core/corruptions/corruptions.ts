@@ -28,7 +28,6 @@ import { defocusFilter } from "./defocus.ts";
 import { frostTexture } from "./frost.ts";
 import { jpegRoundTrip } from "./jpeg.ts";
 import {
-  addClippedZoom,
   clip01,
   clippedZoom,
   cropTopLeft,
@@ -42,6 +41,7 @@ import {
   pilResizeNearest,
   reflect101Index,
   remapBilinearReflect,
+  zoomSum,
 } from "./image.ts";
 import {
   type CorruptionName,
@@ -156,25 +156,30 @@ function poissonGuided(t: { cdf: Float64Array; guide: Int32Array }, word: number
 
 /** poisson(x * c) / c */
 function shotNoise(img: Img, c: number, rng: Rng): Img {
-  const out = copy(img);
-  const d = out.data;
-  // Per call, a table per 8-bit level (uint8 inputs have at most 256 distinct means).
+  const out = newImage(img.h, img.w, img.c);
+  // Per call, a table per 8-bit level (uint8 inputs have at most 256 distinct means), kept with
+  // the exact value it was made for; other values look their table up by mean.
   const byLevel: ({ cdf: Float64Array; guide: Int32Array } | undefined)[] = new Array(256);
+  const levelValue = new Float64Array(256).fill(-1);
+  const x = img.data, d = out.data;
   for (let i = 0; i < d.length; i++) {
-    const lambda = d[i] * c;
+    const v = x[i];
+    const lambda = v * c;
     if (!(lambda > 0)) {
       d[i] = 0;
       continue;
     }
-    const level = Math.round(d[i] * 255);
+    const level = Math.round(v * 255);
     let t: { cdf: Float64Array; guide: Int32Array } | undefined;
-    if (level / 255 === d[i]) {
-      t = byLevel[level];
-      if (!t) t = byLevel[level] = guideFor(lambda);
+    if (level <= 255 && levelValue[level] === v) t = byLevel[level];
+    else if (level <= 255 && levelValue[level] === -1) {
+      t = byLevel[level] = guideFor(lambda);
+      levelValue[level] = v;
     } else t = guideFor(lambda);
-    d[i] = poissonGuided(t, rng.next()) / c;
+    const k = poissonGuided(t as { cdf: Float64Array; guide: Int32Array }, rng.next()) / c;
+    d[i] = k > 1 ? 1 : k;
   }
-  return clip01(out);
+  return out;
 }
 
 /** skimage's salt-and-pepper: each value flipped with probability `amount`, half to 1, half to 0. */
@@ -244,9 +249,8 @@ function motionBlurC(img: Img, p: [number, number], rng: Rng): Img {
 /** Mean of the image and its centre zooms. */
 function zoomBlur(img: Img, range: { start: number; stop: number; step: number }): Img {
   const zooms = zoomFactors(range);
-  const acc = copy(img);
+  const acc = zoomSum(img, zooms);
   const d = acc.data;
-  for (const z of zooms) addClippedZoom(img, z, d);
   const inv = 1 / (zooms.length + 1);
   for (let i = 0; i < d.length; i++) d[i] *= inv;
   return clip01(acc);

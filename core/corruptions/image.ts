@@ -433,6 +433,133 @@ export function addClippedZoom(img: Img, z: number, acc: Float64Array): void {
   }
 }
 
+function zoomAccPlan(h: number, w: number, z: number): ZoomAccPlan {
+  const key = `${h}/${w}/${z}`;
+  let p = zoomAccPlans.get(key);
+  if (!p) {
+    const ch = Math.ceil(h / z), cw = Math.ceil(w / z);
+    const py = zoomPlan(ch, Math.round(ch * z)), px = zoomPlan(cw, Math.round(cw * z));
+    if (py.i0.length < h || px.i0.length < w) {
+      throw new RangeError(`zoom ${z} of ${h}x${w} is smaller than the image`);
+    }
+    let r0 = ch, r1 = -1;
+    for (let y = 0; y < h; y++) {
+      r0 = Math.min(r0, py.i0[y], py.i1[y]);
+      r1 = Math.max(r1, py.i0[y], py.i1[y]);
+    }
+    p = { top: (h - ch) >> 1, left: (w - cw) >> 1, r0, r1, py, px };
+    if (zoomAccPlans.size > 256) zoomAccPlans.clear();
+    zoomAccPlans.set(key, p);
+  }
+  return p;
+}
+
+/** The column pass of a clipped zoom: crop rows r0..r1, the first w output columns, into tmp. */
+function zoomColumns(src: Float64Array, p: ZoomAccPlan, w: number, c: number, tmp: Float64Array) {
+  const rowLen = w * c;
+  const { i0: xa, i1: xb, f: xf } = p.px;
+  for (let y = p.r0; y <= p.r1; y++) {
+    const sBase = ((p.top + y) * w + p.left) * c;
+    const tBase = y * rowLen;
+    if (c === 3) {
+      for (let x = 0; x < w; x++) {
+        const a = sBase + xa[x] * 3, b = sBase + xb[x] * 3, f = xf[x], g = 1 - f, t = tBase + x * 3;
+        tmp[t] = g * src[a] + f * src[b];
+        tmp[t + 1] = g * src[a + 1] + f * src[b + 1];
+        tmp[t + 2] = g * src[a + 2] + f * src[b + 2];
+      }
+    } else {
+      for (let x = 0; x < w; x++) {
+        const a = sBase + xa[x] * c, b = sBase + xb[x] * c, f = xf[x], g = 1 - f, t = tBase + x * c;
+        for (let k = 0; k < c; k++) tmp[t + k] = g * src[a + k] + f * src[b + k];
+      }
+    }
+  }
+}
+
+let zoomLayers = new Float64Array(0);
+
+/**
+ * The image plus the top-left h x w parts of its clipped zooms by each of `zooms`, in that order
+ * (the same doubles as adding them one by one): the column passes of all zooms first, then each
+ * output value summed over the zooms in a register.
+ */
+export function zoomSum(img: Img, zooms: readonly number[]): Img {
+  const { h, w, c } = img;
+  const rowLen = w * c;
+  const nz = zooms.length;
+  const plans = zooms.map((z) => zoomAccPlan(h, w, z));
+  const offs = new Int32Array(nz);
+  let total = 0;
+  for (let j = 0; j < nz; j++) {
+    offs[j] = total;
+    total += (plans[j].r1 + 1) * rowLen;
+  }
+  if (zoomLayers.length < total) zoomLayers = new Float64Array(total);
+  const layers = zoomLayers;
+  for (let j = 0; j < nz; j++) {
+    zoomColumns(
+      img.data,
+      plans[j],
+      w,
+      c,
+      layers.subarray(offs[j], offs[j] + (plans[j].r1 + 1) * rowLen),
+    );
+  }
+  // Per output row and zoom: the two source rows (absolute offsets into layers) and weights.
+  const ra = new Int32Array(h * nz), rb = new Int32Array(h * nz), rf = new Float64Array(h * nz);
+  for (let j = 0; j < nz; j++) {
+    const py = plans[j].py;
+    for (let y = 0; y < h; y++) {
+      ra[y * nz + j] = offs[j] + py.i0[y] * rowLen;
+      rb[y * nz + j] = offs[j] + py.i1[y] * rowLen;
+      rf[y * nz + j] = py.f[y];
+    }
+  }
+  const out = newImage(h, w, c);
+  zoomRows(img.data, layers, ra, rb, rf, out.data, h, rowLen, nz);
+  return out;
+}
+
+function zoomRows(
+  src: Float64Array,
+  layers: Float64Array,
+  ra: Int32Array,
+  rb: Int32Array,
+  rf: Float64Array,
+  dst: Float64Array,
+  h: number,
+  rowLen: number,
+  nz: number,
+): void {
+  for (let y = 0; y < h; y++) {
+    const o = y * rowLen, m = y * nz;
+    let i = 0;
+    for (; i + 4 <= rowLen; i += 4) {
+      let s0 = src[o + i], s1 = src[o + i + 1], s2 = src[o + i + 2], s3 = src[o + i + 3];
+      for (let j = 0; j < nz; j++) {
+        const f = rf[m + j], g = 1 - f, a = ra[m + j] + i, b = rb[m + j] + i;
+        s0 += g * layers[a] + f * layers[b];
+        s1 += g * layers[a + 1] + f * layers[b + 1];
+        s2 += g * layers[a + 2] + f * layers[b + 2];
+        s3 += g * layers[a + 3] + f * layers[b + 3];
+      }
+      dst[o + i] = s0;
+      dst[o + i + 1] = s1;
+      dst[o + i + 2] = s2;
+      dst[o + i + 3] = s3;
+    }
+    for (; i < rowLen; i++) {
+      let s = src[o + i];
+      for (let j = 0; j < nz; j++) {
+        const f = rf[m + j];
+        s += (1 - f) * layers[ra[m + j] + i] + f * layers[rb[m + j] + i];
+      }
+      dst[o + i] = s;
+    }
+  }
+}
+
 /** The top-left h x w part of an image (which must be at least that large). */
 export function cropTopLeft(img: Img, h: number, w: number): Img {
   if (img.h === h && img.w === w) return img;
