@@ -261,7 +261,7 @@ function snow(img: Img, p: number[], rng: Rng): Img {
   const [loc, scale, zoom, thresh, radius, sigma, blend] = p;
   const { h, w, c } = img;
   const raw = newImage(h, w, 1);
-  rng.fillNormal(raw.data, loc, scale);
+  fillNormalZiggurat(rng, raw.data, loc, scale);
   let layer = clippedZoom(raw, zoom);
   const l = layer.data;
   for (let i = 0; i < l.length; i++) {

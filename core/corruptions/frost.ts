@@ -36,17 +36,24 @@ function valueNoise(h: number, w: number, cell: number, rng: Rng, out: Float64Ar
   const g = new Float64Array(gh * gw);
   for (let i = 0; i < g.length; i++) g[i] = rng.uniform() * 2 - 1;
   const oy = rng.uniform() * cell, ox = rng.uniform() * cell;
+  // Column lattice indices and smoothstep weights once per column (the same values per row).
+  const ixs = new Int32Array(w), sxs = new Float64Array(w);
+  for (let x = 0; x < w; x++) {
+    const fx = (x + ox) / cell;
+    const ix = Math.floor(fx), tx = fx - ix;
+    ixs[x] = ix;
+    sxs[x] = tx * tx * (3 - 2 * tx);
+  }
   for (let y = 0; y < h; y++) {
     const fy = (y + oy) / cell;
     const iy = Math.floor(fy), ty = fy - iy;
     const sy = ty * ty * (3 - 2 * ty);
+    const r0 = iy * gw, r1 = r0 + gw, o = y * w;
     for (let x = 0; x < w; x++) {
-      const fx = (x + ox) / cell;
-      const ix = Math.floor(fx), tx = fx - ix;
-      const sx = tx * tx * (3 - 2 * tx);
-      const a = g[iy * gw + ix], b = g[iy * gw + ix + 1];
-      const c = g[(iy + 1) * gw + ix], d = g[(iy + 1) * gw + ix + 1];
-      out[y * w + x] += amp * ((a * (1 - sx) + b * sx) * (1 - sy) + (c * (1 - sx) + d * sx) * sy);
+      const ix = ixs[x], sx = sxs[x];
+      const a = g[r0 + ix], b = g[r0 + ix + 1];
+      const c = g[r1 + ix], d = g[r1 + ix + 1];
+      out[o + x] += amp * ((a * (1 - sx) + b * sx) * (1 - sy) + (c * (1 - sx) + d * sx) * sy);
     }
   }
 }
