@@ -722,10 +722,12 @@ export function remapBilinearReflect(img: Img, dy: Float64Array, dx: Float64Arra
       const x0 = Math.floor(sx);
       const fy = sy - y0;
       const fx = sx - x0;
-      const ya = reflectIndex(y0, h) * w;
-      const yb = reflectIndex(y0 + 1, h) * w;
-      const xa = reflectIndex(x0, w);
-      const xb = reflectIndex(x0 + 1, w);
+      // Inside the image (most pixels) the reflections are the identity.
+      const inY = y0 >= 0 && y0 + 1 < h, inX = x0 >= 0 && x0 + 1 < w;
+      const ya = (inY ? y0 : reflectIndex(y0, h)) * w;
+      const yb = (inY ? y0 + 1 : reflectIndex(y0 + 1, h)) * w;
+      const xa = inX ? x0 : reflectIndex(x0, w);
+      const xb = inX ? x0 + 1 : reflectIndex(x0 + 1, w);
       const w00 = (1 - fy) * (1 - fx);
       const w01 = (1 - fy) * fx;
       const w10 = fy * (1 - fx);
