@@ -6,7 +6,8 @@
  * bench/peers/imagecorruptions_peer.py.
  *
  * Figures: median ms of the timed calls per (corruption, severity) after untimed warm-up rounds
- * over all severities of the corruption (see PLANS);
+ * over all severities of the corruption (see PLANS); the peer runs as a server and times each
+ * corruption just before cotrain does (the two sides of a corruption under the same load);
  * a case line per corruption and severity (`<name>-s<severity>`), a line per corruption (`<name>`,
  * mean over severities), and `paper14` (mean over the paper's 14 and the 5 severities).
  *
@@ -61,19 +62,60 @@ async function findPython(): Promise<string> {
   );
 }
 
-async function runPeer(
-  python: string,
-  reps: number,
-): Promise<{ version: string; ms: Record<string, number[]> }> {
-  const child = new Deno.Command(python, {
-    args: [PEER, String(reps), ...NAMES.map((n) => `${DATA}${n}_64.png`)],
-    stdout: "piped",
-    stderr: "inherit",
-  });
-  const { success, stdout } = await child.output();
-  if (!success) throw new Error("the imagecorruptions peer failed (its stderr is above)");
-  const text = new TextDecoder().decode(stdout).trim().split("\n").pop() as string;
-  return JSON.parse(text);
+/**
+ * The peer as a server: it times one corruption (5 severities) per request, so each corruption's
+ * two sides are timed back to back, under the same load.
+ */
+class Peer {
+  #child: Deno.ChildProcess;
+  #reader: ReadableStreamDefaultReader<string>;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #buf = "";
+  version = "unknown";
+
+  constructor(python: string, reps: number) {
+    this.#child = new Deno.Command(python, {
+      args: [PEER, "--serve", String(reps), ...NAMES.map((n) => `${DATA}${n}_64.png`)],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#reader = this.#child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    this.#writer = this.#child.stdin.getWriter();
+  }
+
+  async #line(): Promise<string> {
+    for (;;) {
+      const nl = this.#buf.indexOf("\n");
+      if (nl >= 0) {
+        const line = this.#buf.slice(0, nl);
+        this.#buf = this.#buf.slice(nl + 1);
+        return line;
+      }
+      const { value, done } = await this.#reader.read();
+      if (done) throw new Error("the imagecorruptions peer exited (its stderr is above)");
+      this.#buf += value;
+    }
+  }
+
+  async start(): Promise<void> {
+    this.version = JSON.parse(await this.#line()).version;
+  }
+
+  /** ms per image at severities 1..5. */
+  async time(corruption: string): Promise<number[]> {
+    await this.#writer.write(new TextEncoder().encode(`${corruption}\n`));
+    const answer = JSON.parse(await this.#line());
+    if (answer.corruption !== corruption) throw new Error(`peer answered ${answer.corruption}`);
+    return answer.ms;
+  }
+
+  async close(): Promise<void> {
+    await this.#writer.close();
+    await this.#reader.cancel();
+    const { success } = await this.#child.status;
+    if (!success) throw new Error("the imagecorruptions peer failed (its stderr is above)");
+  }
 }
 
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -84,11 +126,14 @@ export async function* run(options: BenchOptions): AsyncGenerator<BenchLine> {
   const say = options.progress ?? (() => {});
   const python = await findPython();
   say(`[corruptions] peer: imagecorruptions via ${python}, ${plan.reps} reps per case`);
-  const peer = await runPeer(python, plan.reps);
-  const peerName = `imagecorruptions-${peer.version}`;
+  const server = new Peer(python, plan.reps);
+  await server.start();
+  const peer = { ms: {} as Record<string, number[]> };
+  const peerName = `imagecorruptions-${server.version}`;
   const images = await loadImages(64);
   const ours: Record<string, number[]> = {};
   for (const c of CORRUPTIONS) {
+    peer.ms[c] = await server.time(c);
     ours[c] = [];
     const call = (s: number, r: number) =>
       corruptBatch({ dtype: "uint8", shape: [1, 64, 64, 3], data: images[r % 4] }, {
@@ -112,6 +157,7 @@ export async function* run(options: BenchOptions): AsyncGenerator<BenchLine> {
     }
     say(`[corruptions] cotrain ${c}: ${(ours[c].reduce((a, b) => a + b) / 5).toFixed(3)} ms`);
   }
+  await server.close();
   const rows: string[] = [];
   for (const c of CORRUPTIONS) {
     for (let s = 0; s < 5; s++) {
