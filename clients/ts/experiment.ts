@@ -59,6 +59,9 @@ const SimulatedV1 = z.strictObject({
   sessions: int(1).default(4),
   testImages: int(1).default(40),
   testRepeats: int(2).default(10),
+  /** Median preferred spatial frequency (cycles/deg) and its limits (simulator defaults). */
+  sfMedian: positive().optional(),
+  sfRange: z.tuple([positive(), positive()]).optional(),
   seed: seed().default(0),
 });
 

@@ -669,6 +669,8 @@ async function putV1(
       testImages: v.testImages,
       testRepeats: v.testRepeats,
       seed: v.seed,
+      ...(v.sfMedian !== undefined ? { sfMedian: v.sfMedian } : {}),
+      ...(v.sfRange !== undefined ? { sfRange: v.sfRange } : {}),
     });
     bytes = encodeV1Arrays(sim.arrays);
   }
