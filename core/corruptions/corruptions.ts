@@ -311,50 +311,63 @@ export function plasmaFractal(size: number, decay: number, rng: Rng): Float64Arr
   const m = new Float64Array(size * size);
   let step = size;
   let wibble = 100;
-  const noise = () => wibble * (2 * rng.uniform() - 1) * wibble;
   while (step >= 2) {
-    const half = step >> 1;
-    const n = size / step;
-    // squares: centre = mean of the four corners (wrapping) + noise
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < n; j++) {
-        const i1 = (i + 1) % n, j1 = (j + 1) % n;
-        const s = m[i * step * size + j * step] + m[i1 * step * size + j * step] +
-          m[i * step * size + j1 * step] + m[i1 * step * size + j1 * step];
-        m[(i * step + half) * size + j * step + half] = s / 4 + noise();
-      }
-    }
-    // diamonds on the rows of corners: centres above and below, corners left and right
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < n; j++) {
-        const im = (i - 1 + n) % n, j1 = (j + 1) % n;
-        const s = m[(i * step + half) * size + j * step + half] +
-          m[(im * step + half) * size + j * step + half] + m[i * step * size + j * step] +
-          m[i * step * size + j1 * step];
-        m[i * step * size + j * step + half] = s / 4 + noise();
-      }
-    }
-    // diamonds on the columns of corners: centres left and right, corners above and below
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < n; j++) {
-        const jm = (j - 1 + n) % n, i1 = (i + 1) % n;
-        const s = m[(i * step + half) * size + j * step + half] +
-          m[(i * step + half) * size + jm * step + half] + m[i * step * size + j * step] +
-          m[i1 * step * size + j * step];
-        m[(i * step + half) * size + j * step] = s / 4 + noise();
-      }
-    }
-    step = half;
+    plasmaStep(m, size, step, wibble, rng);
+    step >>= 1;
     wibble /= decay;
   }
   let lo = Infinity, hi = -Infinity;
-  for (const v of m) {
+  for (let i = 0; i < m.length; i++) {
+    const v = m[i];
     if (v < lo) lo = v;
     if (v > hi) hi = v;
   }
   const span = hi - lo || 1;
   for (let i = 0; i < m.length; i++) m[i] = (m[i] - lo) / span;
   return m;
+}
+
+/**
+ * One diamond-square step of `plasmaFractal` (lattice spacing `step`, noise amplitude `wibble`),
+ * in the reference's order of draws: squares, then diamonds on the rows of corners, then on the
+ * columns.
+ */
+function plasmaStep(m: Float64Array, size: number, step: number, wibble: number, rng: Rng) {
+  const half = step >> 1;
+  const n = size / step;
+  // squares: centre = mean of the four corners (wrapping) + noise
+  for (let i = 0; i < n; i++) {
+    const i1 = i + 1 === n ? 0 : i + 1;
+    for (let j = 0; j < n; j++) {
+      const j1 = j + 1 === n ? 0 : j + 1;
+      const s = m[i * step * size + j * step] + m[i1 * step * size + j * step] +
+        m[i * step * size + j1 * step] + m[i1 * step * size + j1 * step];
+      m[(i * step + half) * size + j * step + half] = s / 4 + wibble * (2 * rng.uniform() - 1) *
+          wibble;
+    }
+  }
+  // diamonds on the rows of corners: centres above and below, corners left and right
+  for (let i = 0; i < n; i++) {
+    const im = i === 0 ? n - 1 : i - 1;
+    for (let j = 0; j < n; j++) {
+      const j1 = j + 1 === n ? 0 : j + 1;
+      const s = m[(i * step + half) * size + j * step + half] +
+        m[(im * step + half) * size + j * step + half] + m[i * step * size + j * step] +
+        m[i * step * size + j1 * step];
+      m[i * step * size + j * step + half] = s / 4 + wibble * (2 * rng.uniform() - 1) * wibble;
+    }
+  }
+  // diamonds on the columns of corners: centres left and right, corners above and below
+  for (let i = 0; i < n; i++) {
+    const i1 = i + 1 === n ? 0 : i + 1;
+    for (let j = 0; j < n; j++) {
+      const jm = j === 0 ? n - 1 : j - 1;
+      const s = m[(i * step + half) * size + j * step + half] +
+        m[(i * step + half) * size + jm * step + half] + m[i * step * size + j * step] +
+        m[i1 * step * size + j * step];
+      m[(i * step + half) * size + j * step] = s / 4 + wibble * (2 * rng.uniform() - 1) * wibble;
+    }
+  }
 }
 
 /** x + strength * plasma, rescaled by max / (max + strength). */
