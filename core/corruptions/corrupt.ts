@@ -166,6 +166,7 @@ export function checkBatch(b: ImageBatch, field = "images"): [number, number, nu
 
 /**
  * Corrupts one image in [0, 1] (h x w x c, c 1 or 3) and returns the result in [0, 1], unquantised.
+ * `inPlace: true` lets the corruption overwrite `img` and return it (corruptBatch's scratch).
  *
  * @example
  * ```ts
@@ -179,13 +180,16 @@ export function corruptImage(
   img: Img,
   corruption: CorruptionName,
   severity: number,
-  opts: { seed?: number; index?: number; preset?: PresetName } = {},
+  opts: { seed?: number; index?: number; preset?: PresetName; inPlace?: boolean } = {},
 ): Img {
   const preset = opts.preset ?? "imagecorruptions";
   const rng = streamFor(opts.seed ?? 0, opts.index ?? 0, CORRUPTIONS.indexOf(corruption), severity);
   const params = PRESETS[preset][corruption][severity - 1];
-  return CORRUPTORS[corruption](img, params, rng, preset);
+  return CORRUPTORS[corruption](img, params, rng, preset, opts.inPlace === true);
 }
+
+/** corruptBatch's input image, reused across calls (refilled per image, may be overwritten). */
+let scratchIn: Img = newImage(0, 0, 0);
 
 /** Byte value times 1 / 255 (the same doubles as the multiplication), by table. */
 const BYTE = Float64Array.from({ length: 256 }, (_, i) => i * (1 / 255));
@@ -296,8 +300,10 @@ export function corruptBatch(batch: ImageBatch, options: CorruptOptions): ImageB
     }
     return { dtype: batch.dtype, shape: [...batch.shape], data: out } as ImageBatch;
   }
-  // One input image for the whole batch (refilled per image; every corruptor returns a new one).
-  const img = newImage(h, w, work);
+  // One input image for all calls (refilled per image; corruptors may work in it, and their
+  // result is consumed before the next image).
+  if (scratchIn.data.length !== h * w * work) scratchIn = newImage(h, w, work);
+  const img: Img = { h, w, c: work, data: scratchIn.data };
   const d = img.data;
   for (let i = 0; i < n; i++) {
     if (isU8) bytesIn(src as Uint8Array, i * per, d, viaRgb);
@@ -306,6 +312,7 @@ export function corruptBatch(batch: ImageBatch, options: CorruptOptions): ImageB
       seed: o.seed,
       index: o.indexOffset + i,
       preset: o.preset,
+      inPlace: true,
     }).data;
     const ob = i * outPer;
     if (gray && work === 3) grayOut(r, out, ob, h * w, truncate, isU8);

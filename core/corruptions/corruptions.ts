@@ -54,9 +54,23 @@ import {
 import { fillNormalZiggurat, poissonCdf, type Rng } from "./rng.ts";
 import { spatter } from "./spatter.ts";
 
-/** A corruption: image and parameter row in, new image out. */
-// deno-lint-ignore no-explicit-any
-export type Corruptor = (img: Img, params: any, rng: Rng, preset: PresetName) => Img;
+/**
+ * A corruption: image and parameter row in, new image out. With `inPlace` (corruptBatch's own
+ * scratch input) a corruptor may overwrite the input and return it.
+ */
+export type Corruptor = (
+  img: Img,
+  // deno-lint-ignore no-explicit-any
+  params: any,
+  rng: Rng,
+  preset: PresetName,
+  inPlace?: boolean,
+) => Img;
+
+/** The image itself when the caller allows overwriting it, else a copy. */
+function own(img: Img, inPlace: boolean): Img {
+  return inPlace ? img : copy(img);
+}
 
 function copy(img: Img): Img {
   // A loop into a new array: several times faster than slice() for image-sized arrays.
@@ -112,8 +126,8 @@ function addScaledClipped(x: Float64Array, noise: Float64Array, out: Float64Arra
 }
 
 /** x + N(0, sigma) */
-function gaussianNoise(img: Img, sigma: number, rng: Rng): Img {
-  const out = newImage(img.h, img.w, img.c);
+function gaussianNoise(img: Img, sigma: number, rng: Rng, inPlace: boolean): Img {
+  const out = inPlace ? img : newImage(img.h, img.w, img.c);
   const noise = noiseField(out.data.length);
   fillNormalZiggurat(rng, noise, 0, sigma);
   addClipped(img.data, noise, out.data);
@@ -155,8 +169,8 @@ function poissonGuided(t: { cdf: Float64Array; guide: Int32Array }, word: number
 }
 
 /** poisson(x * c) / c */
-function shotNoise(img: Img, c: number, rng: Rng): Img {
-  const out = newImage(img.h, img.w, img.c);
+function shotNoise(img: Img, c: number, rng: Rng, inPlace: boolean): Img {
+  const out = inPlace ? img : newImage(img.h, img.w, img.c);
   // Per call, a table per 8-bit level (uint8 inputs have at most 256 distinct means), kept with
   // the exact value it was made for; other values look their table up by mean.
   const byLevel: ({ cdf: Float64Array; guide: Int32Array } | undefined)[] = new Array(256);
@@ -183,8 +197,8 @@ function shotNoise(img: Img, c: number, rng: Rng): Img {
 }
 
 /** skimage's salt-and-pepper: each value flipped with probability `amount`, half to 1, half to 0. */
-function impulseNoise(img: Img, amount: number, rng: Rng): Img {
-  const out = copy(img);
+function impulseNoise(img: Img, amount: number, rng: Rng, inPlace: boolean): Img {
+  const out = own(img, inPlace);
   const d = out.data;
   const half = amount / 2;
   for (let i = 0; i < d.length; i++) {
@@ -195,8 +209,8 @@ function impulseNoise(img: Img, amount: number, rng: Rng): Img {
 }
 
 /** x + x * N(0, c) */
-function speckleNoise(img: Img, c: number, rng: Rng): Img {
-  const out = newImage(img.h, img.w, img.c);
+function speckleNoise(img: Img, c: number, rng: Rng, inPlace: boolean): Img {
+  const out = inPlace ? img : newImage(img.h, img.w, img.c);
   const noise = noiseField(out.data.length);
   fillNormalZiggurat(rng, noise, 0, c);
   addScaledClipped(img.data, noise, out.data);
@@ -257,7 +271,7 @@ function zoomBlur(img: Img, range: { start: number; stop: number; step: number }
 }
 
 /** Snow: a zoomed, thresholded, motion-blurred Gaussian layer over a brightened image. */
-function snow(img: Img, p: number[], rng: Rng): Img {
+function snow(img: Img, p: number[], rng: Rng, inPlace: boolean): Img {
   const [loc, scale, zoom, thresh, radius, sigma, blend] = p;
   const { h, w, c } = img;
   const raw = newImage(h, w, 1);
@@ -272,7 +286,7 @@ function snow(img: Img, p: number[], rng: Rng): Img {
   layer = cropTopLeft(layer, h, w);
   const s = layer.data;
   for (let i = 0; i < s.length; i++) s[i] = roundHalfEven(s[i] * 255) / 255;
-  const out = copy(img);
+  const out = own(img, inPlace);
   const d = out.data;
   const n = h * w;
   for (let i = 0; i < n; i++) {
@@ -290,10 +304,10 @@ function snow(img: Img, p: number[], rng: Rng): Img {
 }
 
 /** Blend with a procedural frost texture (see frost.ts). */
-function frost(img: Img, p: [number, number], rng: Rng): Img {
+function frost(img: Img, p: [number, number], rng: Rng, inPlace: boolean): Img {
   const { h, w, c } = img;
   const tex = frostTexture(h, w, rng);
-  const out = copy(img);
+  const out = own(img, inPlace);
   const d = out.data;
   for (let i = 0; i < h * w; i++) {
     if (c === 3) {
@@ -371,12 +385,12 @@ function plasmaStep(m: Float64Array, size: number, step: number, wibble: number,
 }
 
 /** x + strength * plasma, rescaled by max / (max + strength). */
-function fog(img: Img, p: [number, number], rng: Rng): Img {
+function fog(img: Img, p: [number, number], rng: Rng, inPlace: boolean): Img {
   const { h, w, c } = img;
   let size = 1;
   while (size < Math.max(h, w, c)) size *= 2;
   const plasma = plasmaFractal(size, p[1], rng);
-  const out = copy(img);
+  const out = own(img, inPlace);
   const d = out.data;
   let max = 0;
   for (const v of d) if (v > max) max = v;
@@ -392,8 +406,8 @@ function fog(img: Img, p: [number, number], rng: Rng): Img {
 }
 
 /** HSV value + c (gray: x + c). */
-function brightness(img: Img, c: number): Img {
-  const out = copy(img);
+function brightness(img: Img, c: number, inPlace: boolean): Img {
+  const out = own(img, inPlace);
   if (img.c === 1) {
     for (let i = 0; i < out.data.length; i++) out.data[i] += c;
     return clip01(out);
@@ -406,8 +420,8 @@ function brightness(img: Img, c: number): Img {
 }
 
 /** (x - mean) * c + mean, mean per channel. */
-function contrast(img: Img, f: number): Img {
-  const out = copy(img);
+function contrast(img: Img, f: number, inPlace: boolean): Img {
+  const out = own(img, inPlace);
   const { c } = img;
   const d = out.data;
   const n = img.h * img.w;
@@ -421,18 +435,18 @@ function contrast(img: Img, f: number): Img {
 }
 
 /** HSV saturation * a + b (gray: through RGB, then channel 0, as the reference). */
-function saturate(img: Img, p: [number, number]): Img {
+function saturate(img: Img, p: [number, number], inPlace = false): Img {
   if (img.c === 1) {
     const rgb = newImage(img.h, img.w, 3);
     for (let i = 0; i < img.data.length; i++) {
       rgb.data[3 * i] = rgb.data[3 * i + 1] = rgb.data[3 * i + 2] = img.data[i];
     }
-    const s = saturate(rgb, p);
+    const s = saturate(rgb, p, true);
     const out = newImage(img.h, img.w, 1);
     for (let i = 0; i < out.data.length; i++) out.data[i] = s.data[3 * i];
     return out;
   }
-  const out = copy(img);
+  const out = own(img, inPlace);
   editHsv(out, (hsv) => {
     const s = hsv[1] * p[0] + p[1];
     hsv[1] = s < 0 ? 0 : s > 1 ? 1 : s;
@@ -576,23 +590,23 @@ function jpegCompression(img: Img, quality: number): Img {
 
 /** Every corruption by name. */
 export const CORRUPTORS: Record<CorruptionName, Corruptor> = {
-  gaussian_noise: (img, p, rng) => gaussianNoise(img, p, rng),
-  shot_noise: (img, p, rng) => shotNoise(img, p, rng),
-  impulse_noise: (img, p, rng) => impulseNoise(img, p, rng),
+  gaussian_noise: (img, p, rng, _preset, inPlace = false) => gaussianNoise(img, p, rng, inPlace),
+  shot_noise: (img, p, rng, _preset, inPlace = false) => shotNoise(img, p, rng, inPlace),
+  impulse_noise: (img, p, rng, _preset, inPlace = false) => impulseNoise(img, p, rng, inPlace),
   defocus_blur: (img, p) => defocusBlur(img, p),
   glass_blur: (img, p, rng) => glassBlur(img, p, rng),
   motion_blur: (img, p, rng) => motionBlurC(img, p, rng),
   zoom_blur: (img, p) => zoomBlur(img, p),
-  snow: (img, p, rng) => snow(img, p, rng),
-  frost: (img, p, rng) => frost(img, p, rng),
-  fog: (img, p, rng) => fog(img, p, rng),
-  brightness: (img, p) => brightness(img, p),
-  contrast: (img, p) => contrast(img, p),
+  snow: (img, p, rng, _preset, inPlace = false) => snow(img, p, rng, inPlace),
+  frost: (img, p, rng, _preset, inPlace = false) => frost(img, p, rng, inPlace),
+  fog: (img, p, rng, _preset, inPlace = false) => fog(img, p, rng, inPlace),
+  brightness: (img, p, _rng, _preset, inPlace = false) => brightness(img, p, inPlace),
+  contrast: (img, p, _rng, _preset, inPlace = false) => contrast(img, p, inPlace),
   elastic_transform: (img, p, rng) => elasticTransform(img, p, rng),
   pixelate: (img, p, _rng, preset) => pixelate(img, p, preset),
   jpeg_compression: (img, p) => jpegCompression(img, p),
-  speckle_noise: (img, p, rng) => speckleNoise(img, p, rng),
+  speckle_noise: (img, p, rng, _preset, inPlace = false) => speckleNoise(img, p, rng, inPlace),
   gaussian_blur: (img, p) => gaussianBlur(img, p),
-  spatter: (img, p, rng) => spatter(img, p, rng),
-  saturate: (img, p) => saturate(img, p),
+  spatter: (img, p, rng, _preset, inPlace = false) => spatter(img, p, rng, inPlace),
+  saturate: (img, p, _rng, _preset, inPlace = false) => saturate(img, p, inPlace),
 };

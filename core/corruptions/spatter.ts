@@ -260,7 +260,7 @@ export function equalizeHist(src: Uint8Array): Uint8Array {
 const EMBOSS = Int32Array.from([-2, -1, 0, -1, 1, 1, 0, 1, 2]);
 
 /** The reference's spatter; `p` = [loc, scale, sigma, threshold, intensity, mode]. */
-export function spatter(img: Img, p: readonly number[], rng: Rng): Img {
+export function spatter(img: Img, p: readonly number[], rng: Rng, inPlace = false): Img {
   const [loc, scale, sigma, thresh, intensity, mode] = p;
   const { h, w, c } = img;
   const n = h * w;
@@ -268,8 +268,11 @@ export function spatter(img: Img, p: readonly number[], rng: Rng): Img {
   fillNormalZiggurat(rng, raw, loc, scale);
   const liquid = gaussianFilter({ h, w, c: 1, data: raw }, sigma, sigma, "nearest").data;
   for (let i = 0; i < n; i++) if (liquid[i] < thresh) liquid[i] = 0;
-  const d = new Float64Array(img.data.length);
-  for (let i = 0; i < d.length; i++) d[i] = img.data[i];
+  let d = img.data;
+  if (!inPlace) {
+    d = new Float64Array(img.data.length);
+    for (let i = 0; i < d.length; i++) d[i] = img.data[i];
+  }
   if (mode === 0) water(d, liquid, h, w, c, intensity);
   else mud(d, liquid, h, w, c, thresh, intensity);
   return clip01({ h, w, c, data: d });
