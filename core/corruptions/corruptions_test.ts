@@ -265,7 +265,7 @@ Deno.test("bad input: INVALID_ARGUMENT naming the field and the allowed values",
   }
 });
 
-Deno.test("defocus: the fast disk filter equals OpenCV-style direct filtering", () => {
+Deno.test("defocus: the fast disk filter equals OpenCV-style direct filtering (within the dropped edge terms)", () => {
   const img = newImage(40, 36, 3);
   const r = streamFor(0, 0, 0, 0);
   for (let i = 0; i < img.data.length; i++) img.data[i] = r.uniform();
@@ -273,7 +273,12 @@ Deno.test("defocus: the fast disk filter equals OpenCV-style direct filtering", 
     for (const [radius, alias] of preset.defocus_blur) {
       const a = defocusFilter(img, radius, alias).data,
         b = defocusFilterDirect(img, radius, alias).data;
-      for (let i = 0; i < a.length; i++) assertClose(a[i], b[i], 1e-12, `r ${radius} at ${i}`);
+      // Exact up to rounding, but for edge terms each under NEGLIGIBLE (radius 10: 6 of 12, in
+      // rows and in columns), which together move a value by well under 1e-4 (a 40th of a level).
+      for (let i = 0; i < a.length; i++) assertClose(a[i], b[i], 1e-4, `r ${radius} at ${i}`);
+      if (radius < 10) {
+        for (let i = 0; i < a.length; i++) assertClose(a[i], b[i], 1e-12, `r ${radius} at ${i}`);
+      }
     }
   }
 });

@@ -94,6 +94,9 @@ interface Plan {
 
 const plans = new Map<string, Plan>();
 
+/** Edge terms that can change no result by more than this (2e-5 = 1/200 of a level) are dropped. */
+export const NEGLIGIBLE = 2e-5;
+
 /**
  * The kernel as matrices: K = A D A^T, D the normalised disk ((2R+1)^2), A the 1-D Gaussian with
  * BORDER_REFLECT_101 inside the kernel array. With G the same Gaussian on the kernel array
@@ -140,7 +143,9 @@ function planFor(radius: number, aliasBlur: number): Plan {
   for (let y = -gr; y < size + gr; y++) {
     for (let j = 0; j < size; j++) {
       const e = E[(y + gr) * size + j];
-      if (e !== 0 && hwOfRow(j) >= 0) {
+      // Terms whose largest contribution (weight times the box's pixel count, on values in
+      // [0, 1]) is under NEGLIGIBLE are dropped: they move no value by a 200th of an 8-bit level.
+      if (e !== 0 && hwOfRow(j) >= 0 && Math.abs(e / count) * (2 * hwOfRow(j) + 1) >= NEGLIGIBLE) {
         ey.push(y - R);
         ehw.push(hwOfRow(j));
         ew.push(e / count);
