@@ -136,50 +136,63 @@ export function canny(
 /** cv2.distanceTransform(src, DIST_L2, 5): 5x5 chamfer (1, 1.4, 2.1969) to the nearest zero. */
 export function distanceTransform(src: Uint8Array, h: number, w: number): Float64Array {
   const INF = 1e9;
+  // The map padded by 2 on every side with INF, which no pixel ever takes (INF + cost > INF):
+  // the same minima as skipping the neighbours outside the image, without bounds tests.
+  const pw = w + 4, ph = h + 4;
+  const m = new Float64Array(pw * ph).fill(INF);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) m[(y + 2) * pw + x + 2] = src[y * w + x] === 0 ? 0 : INF;
+  }
+  chamferPass(m, h, w, pw, 1);
+  chamferPass(m, h, w, pw, -1);
   const d = new Float64Array(h * w);
-  for (let i = 0; i < d.length; i++) d[i] = src[i] === 0 ? 0 : INF;
-  chamferPass(d, h, w, 1);
-  chamferPass(d, h, w, -1);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) d[y * w + x] = m[(y + 2) * pw + x + 2];
+  }
   return d;
 }
 
-// The forward mask (row offset, column offset, cost: 1, 1.4, 2.1969); the backward pass uses it
+// The forward mask (row and column offsets; costs 2.1969, 2.1969, 2.1969, 1.4, 1, 1.4, 2.1969, 1 in
+// chamferPass); the backward pass uses it
 // negated.
 const OY = Int32Array.from([-2, -2, -1, -1, -1, -1, -1, 0]);
 const OX = Int32Array.from([-1, 1, -2, -1, 0, 1, 2, -1]);
-const OC = Float64Array.from([2.1969, 2.1969, 2.1969, 1.4, 1, 1.4, 2.1969, 1]);
 
 /**
- * One chamfer pass (dir 1: top to bottom, left to right; -1: the reverse with the mask negated):
- * each pixel takes the least of itself and its mask neighbours plus their costs (a minimum, so
- * the order of the neighbours does not matter). Pixels two or more from every edge skip the
- * bounds tests.
+ * One chamfer pass over the padded map (dir 1: top to bottom, left to right; -1: the reverse
+ * with the mask negated): each pixel takes the least of itself and its mask neighbours plus their
+ * costs (a minimum, so the order of the neighbours does not matter).
  */
-function chamferPass(d: Float64Array, h: number, w: number, dir: number): void {
+function chamferPass(m: Float64Array, h: number, w: number, pw: number, dir: number): void {
   const off = new Int32Array(8);
-  for (let m = 0; m < 8; m++) off[m] = dir * (OY[m] * w + OX[m]);
+  for (let k = 0; k < 8; k++) off[k] = dir * (OY[k] * pw + OX[k]);
+  const o0 = off[0], o1 = off[1], o2 = off[2], o3 = off[3];
+  const o4 = off[4], o5 = off[5], o6 = off[6], o7 = off[7];
+  const C = 2.1969, B = 1.4;
   for (let yi = 0; yi < h; yi++) {
     const y = dir === 1 ? yi : h - 1 - yi;
-    const rowInside = y >= 2 && y < h - 2;
     for (let xi = 0; xi < w; xi++) {
       const x = dir === 1 ? xi : w - 1 - xi;
-      const i = y * w + x;
-      let v = d[i];
+      const i = (y + 2) * pw + x + 2;
+      let v = m[i];
       if (v === 0) continue;
-      if (rowInside && x >= 2 && x < w - 2) {
-        for (let m = 0; m < 8; m++) {
-          const u = d[i + off[m]] + OC[m];
-          if (u < v) v = u;
-        }
-      } else {
-        for (let m = 0; m < 8; m++) {
-          const yy = y + dir * OY[m], xx = x + dir * OX[m];
-          if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
-          const u = d[yy * w + xx] + OC[m];
-          if (u < v) v = u;
-        }
-      }
-      d[i] = v;
+      let u = m[i + o0] + C;
+      if (u < v) v = u;
+      u = m[i + o1] + C;
+      if (u < v) v = u;
+      u = m[i + o2] + C;
+      if (u < v) v = u;
+      u = m[i + o3] + B;
+      if (u < v) v = u;
+      u = m[i + o4] + 1;
+      if (u < v) v = u;
+      u = m[i + o5] + B;
+      if (u < v) v = u;
+      u = m[i + o6] + C;
+      if (u < v) v = u;
+      u = m[i + o7] + 1;
+      if (u < v) v = u;
+      m[i] = v;
     }
   }
 }
