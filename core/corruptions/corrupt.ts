@@ -293,10 +293,9 @@ export function corruptBatch(batch: ImageBatch, options: CorruptOptions): ImageB
     const params = PRESETS[o.preset][o.corruption][o.severity - 1] as number;
     for (let i = 0; i < n; i++) {
       const one = (src as Uint8Array).subarray(i * per, (i + 1) * per);
-      const r = o.corruption === "pixelate"
-        ? pixelateBytes(one, h, w, c, params, o.preset)
-        : jpegBytesRgb(one, h, w, params);
-      copyBytes(r, out as Uint8Array, i * per);
+      if (o.corruption === "pixelate") {
+        pixelateBytes(one, h, w, c, params, o.preset, out as Uint8Array, i * per);
+      } else copyBytes(jpegBytesRgb(one, h, w, params), out as Uint8Array, i * per);
     }
     return { dtype: batch.dtype, shape: [...batch.shape], data: out } as ImageBatch;
   }

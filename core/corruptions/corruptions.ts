@@ -531,7 +531,8 @@ function elasticTransform(img: Img, p: ElasticRelative | ElasticAffine, rng: Rng
 
 /**
  * Pixelate on 8-bit pixels directly (the corruption's own arithmetic is 8-bit): the uint8 fast
- * path of corruptBatch, byte for byte what {@linkcode CORRUPTORS}.pixelate gives.
+ * path of corruptBatch, byte for byte what {@linkcode CORRUPTORS}.pixelate gives. With `out`, the
+ * result is written there from `at` (and `out` returned).
  */
 export function pixelateBytes(
   bytes: Uint8Array,
@@ -540,12 +541,18 @@ export function pixelateBytes(
   c: number,
   f: number,
   preset: PresetName,
+  out?: Uint8Array,
+  at = 0,
 ): Uint8Array {
   const oh = Math.max(1, Math.trunc(h * f)), ow = Math.max(1, Math.trunc(w * f));
   const small = pilResizeBox(bytes, h, w, c, oh, ow);
-  return PRESETS[preset].pixelate_up === "box"
-    ? pilResizeBox(small, oh, ow, c, h, w)
-    : pilResizeNearest(small, oh, ow, c, h, w);
+  if (PRESETS[preset].pixelate_up === "box") {
+    const up = pilResizeBox(small, oh, ow, c, h, w);
+    if (!out) return up;
+    for (let i = 0; i < up.length; i++) out[at + i] = up[i];
+    return out;
+  }
+  return pilResizeNearest(small, oh, ow, c, h, w, out, at);
 }
 
 /** PIL box down by `f`, then nearest (imagecorruptions) or box (Tiny ImageNet-C) back up. */

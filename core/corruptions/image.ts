@@ -910,7 +910,10 @@ export function pilResizeBox(
   return cur === src ? src.slice() : cur;
 }
 
-/** PIL's `Image.resize(..., NEAREST)`: source index floor((o + 0.5) * in / out). */
+/**
+ * PIL's `Image.resize(..., NEAREST)`: source index floor((o + 0.5) * in / out). Writes into `out`
+ * from `at` when given (a new array otherwise).
+ */
 export function pilResizeNearest(
   src: Uint8Array,
   h: number,
@@ -918,15 +921,16 @@ export function pilResizeNearest(
   c: number,
   oh: number,
   ow: number,
+  out: Uint8Array = new Uint8Array(oh * ow * c),
+  at = 0,
 ): Uint8Array {
-  const out = new Uint8Array(oh * ow * c);
   const xs = new Int32Array(ow);
   for (let x = 0; x < ow; x++) xs[x] = Math.min(w - 1, Math.floor((x + 0.5) * w / ow)) * c;
   const rowLen = ow * c;
   let prev = -1;
   for (let y = 0; y < oh; y++) {
     const sy = Math.min(h - 1, Math.floor((y + 0.5) * h / oh));
-    const o = y * rowLen;
+    const o = at + y * rowLen;
     if (sy === prev) {
       // The same source row as the previous output row: copy that row.
       out.copyWithin(o, o - rowLen, o);
