@@ -873,41 +873,83 @@ export function pilResizeBox(
   ow: number,
 ): Uint8Array {
   let cur = src;
-  let cw = w;
   if (ow !== w) {
     const { ksize, bounds, kk } = pilBoxCoeffs(w, ow);
     const out = new Uint8Array(h * ow * c);
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < ow; x++) {
-        const xmin = bounds[2 * x], xmax = bounds[2 * x + 1];
-        const s0 = (y * cw + xmin) * c, k0 = x * ksize, o = (y * ow + x) * c;
-        for (let k = 0; k < c; k++) {
-          let ss = 1 << 21;
-          for (let t = 0; t < xmax; t++) ss += cur[s0 + t * c + k] * kk[k0 + t];
-          const v = ss >> 22;
-          out[o + k] = v < 0 ? 0 : v > 255 ? 255 : v;
-        }
-      }
-    }
+    boxAlongRows(src, out, h, w, c, ow, ksize, bounds, kk);
     cur = out;
-    cw = ow;
   }
   if (oh !== h) {
     const { ksize, bounds, kk } = pilBoxCoeffs(h, oh);
-    const out = new Uint8Array(oh * cw * c);
-    const rowLen = cw * c;
-    for (let y = 0; y < oh; y++) {
-      const ymin = bounds[2 * y], ymax = bounds[2 * y + 1];
-      for (let i = 0; i < rowLen; i++) {
-        let ss = 1 << 21;
-        for (let t = 0; t < ymax; t++) ss += cur[(ymin + t) * rowLen + i] * kk[y * ksize + t];
-        const v = ss >> 22;
-        out[y * rowLen + i] = v < 0 ? 0 : v > 255 ? 255 : v;
-      }
-    }
+    const out = new Uint8Array(oh * ow * c);
+    boxDownColumns(cur, out, oh, ow * c, ksize, bounds, kk);
     cur = out;
   }
   return cur === src ? src.slice() : cur;
+}
+
+/** PIL's horizontal pass: 22-bit fixed-point taps, rounded, clipped to 8 bits. */
+function boxAlongRows(
+  src: Uint8Array,
+  out: Uint8Array,
+  h: number,
+  w: number,
+  c: number,
+  ow: number,
+  ksize: number,
+  bounds: Int32Array,
+  kk: Int32Array,
+): void {
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < ow; x++) {
+      const xmin = bounds[2 * x], xmax = bounds[2 * x + 1];
+      const s0 = (y * w + xmin) * c, k0 = x * ksize, o = (y * ow + x) * c;
+      if (c === 3) {
+        let a = 1 << 21, b = 1 << 21, d = 1 << 21;
+        for (let t = 0, q = s0; t < xmax; t++, q += 3) {
+          const kt = kk[k0 + t];
+          a += src[q] * kt;
+          b += src[q + 1] * kt;
+          d += src[q + 2] * kt;
+        }
+        a >>= 22;
+        b >>= 22;
+        d >>= 22;
+        out[o] = a < 0 ? 0 : a > 255 ? 255 : a;
+        out[o + 1] = b < 0 ? 0 : b > 255 ? 255 : b;
+        out[o + 2] = d < 0 ? 0 : d > 255 ? 255 : d;
+        continue;
+      }
+      for (let k = 0; k < c; k++) {
+        let ss = 1 << 21;
+        for (let t = 0; t < xmax; t++) ss += src[s0 + t * c + k] * kk[k0 + t];
+        const v = ss >> 22;
+        out[o + k] = v < 0 ? 0 : v > 255 ? 255 : v;
+      }
+    }
+  }
+}
+
+/** PIL's vertical pass over rows of `rowLen` values. */
+function boxDownColumns(
+  src: Uint8Array,
+  out: Uint8Array,
+  oh: number,
+  rowLen: number,
+  ksize: number,
+  bounds: Int32Array,
+  kk: Int32Array,
+): void {
+  for (let y = 0; y < oh; y++) {
+    const ymin = bounds[2 * y], ymax = bounds[2 * y + 1];
+    const k0 = y * ksize, o = y * rowLen, s0 = ymin * rowLen;
+    for (let i = 0; i < rowLen; i++) {
+      let ss = 1 << 21;
+      for (let t = 0, q = s0 + i; t < ymax; t++, q += rowLen) ss += src[q] * kk[k0 + t];
+      const v = ss >> 22;
+      out[o + i] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+  }
 }
 
 /**
