@@ -166,7 +166,8 @@ export function checkBatch(b: ImageBatch, field = "images"): [number, number, nu
 
 /**
  * Corrupts one image in [0, 1] (h x w x c, c 1 or 3) and returns the result in [0, 1], unquantised.
- * `inPlace: true` lets the corruption overwrite `img` and return it (corruptBatch's scratch).
+ * `inPlace: true` (corruptBatch's scratch) lets the corruption overwrite `img` and return it,
+ * with values possibly outside [0, 1] (the caller clamps).
  *
  * @example
  * ```ts
@@ -240,7 +241,12 @@ function bytesOutTrunc(r: Float64Array, o8: Uint8Array, ob: number, n: number): 
 
 /** Float32 results, exact or the reference's 8-bit values. */
 function floatsOut(r: Float64Array, of: Float32Array, ob: number, n: number, truncate: boolean) {
-  for (let p = 0; p < n; p++) of[ob + p] = truncate ? quantize(r[p], true) / 255 : r[p];
+  for (let p = 0; p < n; p++) of[ob + p] = truncate ? quantize(r[p], true) / 255 : clip(r[p]);
+}
+
+/** v clipped to [0, 1] (corruptImage's results in corruptBatch are not clipped yet). */
+function clip(v: number): number {
+  return v < 0 ? 0 : v > 1 ? 1 : v;
 }
 
 /** RGB results to gray (luma), as bytes or floats. */
@@ -261,7 +267,8 @@ function grayOut(
       const l = Math.floor((R * 299 + G * 587 + B * 114 + 500) / 1000);
       v = isU8 ? l : l / 255;
     } else {
-      const l = LUMA[0] * r[3 * p] + LUMA[1] * r[3 * p + 1] + LUMA[2] * r[3 * p + 2];
+      const l = LUMA[0] * clip(r[3 * p]) + LUMA[1] * clip(r[3 * p + 1]) +
+        LUMA[2] * clip(r[3 * p + 2]);
       v = isU8 ? quantize(l, false) : l;
     }
     out[ob + p] = v;

@@ -55,8 +55,9 @@ import { fillNormalZiggurat, poissonCdf, type Rng } from "./rng.ts";
 import { spatter } from "./spatter.ts";
 
 /**
- * A corruption: image and parameter row in, new image out. With `inPlace` (corruptBatch's own
- * scratch input) a corruptor may overwrite the input and return it.
+ * A corruption: image and parameter row in, new image out, clipped to [0, 1]. With `inPlace`
+ * (corruptBatch's own scratch input) a corruptor may overwrite the input and return it, and may
+ * leave values outside [0, 1]: corruptBatch clamps them on output.
  */
 export type Corruptor = (
   img: Img,
@@ -66,6 +67,14 @@ export type Corruptor = (
   preset: PresetName,
   inPlace?: boolean,
 ) => Img;
+
+/**
+ * The result clipped to [0, 1], except for corruptBatch (`inPlace`), whose output conversion
+ * clamps anyway (the same bytes, one pass fewer).
+ */
+function fin(img: Img, inPlace: boolean): Img {
+  return inPlace ? img : clip01(img);
+}
 
 /** The image itself when the caller allows overwriting it, else a copy. */
 function own(img: Img, inPlace: boolean): Img {
@@ -218,12 +227,12 @@ function speckleNoise(img: Img, c: number, rng: Rng, inPlace: boolean): Img {
 }
 
 /** skimage.filters.gaussian (scipy, mode `nearest`, truncate 4). */
-function gaussianBlur(img: Img, sigma: number): Img {
-  return clip01(gaussianFilter(img, sigma, sigma, "nearest"));
+function gaussianBlur(img: Img, sigma: number, inPlace: boolean): Img {
+  return fin(gaussianFilter(img, sigma, sigma, "nearest"), inPlace);
 }
 
 /** Blur, local pixel moves on the 8-bit image (in the reference's scan order), blur. */
-function glassBlur(img: Img, p: [number, number, number], rng: Rng): Img {
+function glassBlur(img: Img, p: [number, number, number], rng: Rng, inPlace: boolean): Img {
   const [sigma, delta, iterations] = p;
   const { h, w, c } = img;
   const blurred = gaussianFilter(img, sigma, sigma, "nearest").data;
@@ -246,28 +255,32 @@ function glassBlur(img: Img, p: [number, number, number], rng: Rng): Img {
     }
   }
   for (let i = 0; i < px.length; i++) px[i] /= 255;
-  return clip01(gaussianFilter({ h, w, c, data: px }, sigma, sigma, "nearest"));
+  return fin(gaussianFilter({ h, w, c, data: px }, sigma, sigma, "nearest"), inPlace);
 }
 
 /** cv2.filter2D with the anti-aliased disk. */
-function defocusBlur(img: Img, p: [number, number]): Img {
-  return clip01(defocusFilter(img, p[0], p[1]));
+function defocusBlur(img: Img, p: [number, number], inPlace: boolean): Img {
+  return fin(defocusFilter(img, p[0], p[1]), inPlace);
 }
 
 /** The reference's one-sided Gaussian motion kernel along an angle U(-45, 45). */
-function motionBlurC(img: Img, p: [number, number], rng: Rng): Img {
+function motionBlurC(img: Img, p: [number, number], rng: Rng, inPlace: boolean): Img {
   const angle = rng.uniform(-45, 45);
-  return clip01(motionBlur(img, p[0], p[1], angle));
+  return fin(motionBlur(img, p[0], p[1], angle), inPlace);
 }
 
 /** Mean of the image and its centre zooms. */
-function zoomBlur(img: Img, range: { start: number; stop: number; step: number }): Img {
+function zoomBlur(
+  img: Img,
+  range: { start: number; stop: number; step: number },
+  inPlace: boolean,
+): Img {
   const zooms = zoomFactors(range);
   const acc = zoomSum(img, zooms);
   const d = acc.data;
   const inv = 1 / (zooms.length + 1);
   for (let i = 0; i < d.length; i++) d[i] *= inv;
-  return clip01(acc);
+  return fin(acc, inPlace);
 }
 
 /** Snow: a zoomed, thresholded, motion-blurred Gaussian layer over a brightened image. */
@@ -300,7 +313,7 @@ function snow(img: Img, p: number[], rng: Rng, inPlace: boolean): Img {
       d[i * c + k] = blend * v + (1 - blend) * Math.max(v, bright) + flakes;
     }
   }
-  return clip01(out);
+  return fin(out, inPlace);
 }
 
 /** Blend with a procedural frost texture (see frost.ts). */
@@ -317,7 +330,7 @@ function frost(img: Img, p: [number, number], rng: Rng, inPlace: boolean): Img {
       d[i] = p[0] * d[i] + p[1] * g / 255;
     }
   }
-  return clip01(out);
+  return fin(out, inPlace);
 }
 
 /** The reference's diamond-square plasma fractal, `size` a power of two, values in [0, 1]. */
@@ -402,7 +415,7 @@ function fog(img: Img, p: [number, number], rng: Rng, inPlace: boolean): Img {
       for (let k = 0; k < c; k++) d[o + k] = (d[o + k] + f) * gain;
     }
   }
-  return clip01(out);
+  return fin(out, inPlace);
 }
 
 /** HSV value + c (gray: x + c). */
@@ -410,13 +423,13 @@ function brightness(img: Img, c: number, inPlace: boolean): Img {
   const out = own(img, inPlace);
   if (img.c === 1) {
     for (let i = 0; i < out.data.length; i++) out.data[i] += c;
-    return clip01(out);
+    return fin(out, inPlace);
   }
   editHsv(out, (hsv) => {
     const v = hsv[2] + c;
     hsv[2] = v > 1 ? 1 : v;
   });
-  return clip01(out);
+  return fin(out, inPlace);
 }
 
 /** (x - mean) * c + mean, mean per channel. */
@@ -431,7 +444,7 @@ function contrast(img: Img, f: number, inPlace: boolean): Img {
     const mean = s / n;
     for (let i = k; i < d.length; i += c) d[i] = (d[i] - mean) * f + mean;
   }
-  return clip01(out);
+  return fin(out, inPlace);
 }
 
 /** HSV saturation * a + b (gray: through RGB, then channel 0, as the reference). */
@@ -444,14 +457,14 @@ function saturate(img: Img, p: [number, number], inPlace = false): Img {
     const s = saturate(rgb, p, true);
     const out = newImage(img.h, img.w, 1);
     for (let i = 0; i < out.data.length; i++) out.data[i] = s.data[3 * i];
-    return out;
+    return fin(out, inPlace);
   }
   const out = own(img, inPlace);
   editHsv(out, (hsv) => {
     const s = hsv[1] * p[0] + p[1];
     hsv[1] = s < 0 ? 0 : s > 1 ? 1 : s;
   });
-  return clip01(out);
+  return fin(out, inPlace);
 }
 
 /** Smoothed uniform displacement field (gaussian, mode `reflect`, truncate 3). */
@@ -509,13 +522,18 @@ function warpAffine(img: Img, from: number[][], to: number[][]): Img {
 }
 
 /** Smoothed random displacement, bilinear, reflect (plus a random affine in Tiny ImageNet-C). */
-function elasticTransform(img: Img, p: ElasticRelative | ElasticAffine, rng: Rng): Img {
+function elasticTransform(
+  img: Img,
+  p: ElasticRelative | ElasticAffine,
+  rng: Rng,
+  inPlace: boolean,
+): Img {
   const { h, w } = img;
   if (p.kind === "relative") {
     const lim = h * p.maxShiftFrac;
     const dx = displacement(h, w, lim, h * p.sigmaFrac, w * p.sigmaFrac, p.alpha, rng);
     const dy = displacement(h, w, lim, h * p.sigmaFrac, w * p.sigmaFrac, p.alpha, rng);
-    return clip01(remapBilinearReflect(img, dy, dx));
+    return fin(remapBilinearReflect(img, dy, dx), inPlace);
   }
   const cy = Math.floor(h / 2), cx = Math.floor(w / 2);
   const sq = Math.floor(Math.min(h, w) / 3);
@@ -526,7 +544,7 @@ function elasticTransform(img: Img, p: ElasticRelative | ElasticAffine, rng: Rng
   const warped = warpAffine(img, pts, moved);
   const dx = displacement(h, w, 1, p.sigma, p.sigma, p.alpha, rng);
   const dy = displacement(h, w, 1, p.sigma, p.sigma, p.alpha, rng);
-  return clip01(remapBilinearReflect(warped, dy, dx));
+  return fin(remapBilinearReflect(warped, dy, dx), inPlace);
 }
 
 /**
@@ -600,20 +618,21 @@ export const CORRUPTORS: Record<CorruptionName, Corruptor> = {
   gaussian_noise: (img, p, rng, _preset, inPlace = false) => gaussianNoise(img, p, rng, inPlace),
   shot_noise: (img, p, rng, _preset, inPlace = false) => shotNoise(img, p, rng, inPlace),
   impulse_noise: (img, p, rng, _preset, inPlace = false) => impulseNoise(img, p, rng, inPlace),
-  defocus_blur: (img, p) => defocusBlur(img, p),
-  glass_blur: (img, p, rng) => glassBlur(img, p, rng),
-  motion_blur: (img, p, rng) => motionBlurC(img, p, rng),
-  zoom_blur: (img, p) => zoomBlur(img, p),
+  defocus_blur: (img, p, _rng, _preset, inPlace = false) => defocusBlur(img, p, inPlace),
+  glass_blur: (img, p, rng, _preset, inPlace = false) => glassBlur(img, p, rng, inPlace),
+  motion_blur: (img, p, rng, _preset, inPlace = false) => motionBlurC(img, p, rng, inPlace),
+  zoom_blur: (img, p, _rng, _preset, inPlace = false) => zoomBlur(img, p, inPlace),
   snow: (img, p, rng, _preset, inPlace = false) => snow(img, p, rng, inPlace),
   frost: (img, p, rng, _preset, inPlace = false) => frost(img, p, rng, inPlace),
   fog: (img, p, rng, _preset, inPlace = false) => fog(img, p, rng, inPlace),
   brightness: (img, p, _rng, _preset, inPlace = false) => brightness(img, p, inPlace),
   contrast: (img, p, _rng, _preset, inPlace = false) => contrast(img, p, inPlace),
-  elastic_transform: (img, p, rng) => elasticTransform(img, p, rng),
+  elastic_transform: (img, p, rng, _preset, inPlace = false) =>
+    elasticTransform(img, p, rng, inPlace),
   pixelate: (img, p, _rng, preset) => pixelate(img, p, preset),
   jpeg_compression: (img, p) => jpegCompression(img, p),
   speckle_noise: (img, p, rng, _preset, inPlace = false) => speckleNoise(img, p, rng, inPlace),
-  gaussian_blur: (img, p) => gaussianBlur(img, p),
+  gaussian_blur: (img, p, _rng, _preset, inPlace = false) => gaussianBlur(img, p, inPlace),
   spatter: (img, p, rng, _preset, inPlace = false) => spatter(img, p, rng, inPlace),
   saturate: (img, p, _rng, _preset, inPlace = false) => saturate(img, p, inPlace),
 };

@@ -288,7 +288,8 @@ export function spatter(img: Img, p: readonly number[], rng: Rng, inPlace = fals
   }
   if (mode === 0) water(d, liquid, h, w, c, intensity);
   else mud(d, liquid, h, w, c, thresh, intensity);
-  return clip01({ h, w, c, data: d });
+  // corruptBatch (inPlace) clamps on output itself.
+  return inPlace ? { h, w, c, data: d } : clip01({ h, w, c, data: d });
 }
 
 /** The water branch (in place on d): relief from the liquid's edges, tinted pale turquoise. */
