@@ -52,9 +52,9 @@ function num(v: unknown, digits = 1): string {
 
 function est(e: { value: number; lo: number; hi: number } | undefined, scale = 1): string {
   if (!e || !Number.isFinite(e.value)) return "–";
-  return `${(scale * e.value).toFixed(1)} <small>[${(scale * e.lo).toFixed(1)}, ${
-    (scale * e.hi).toFixed(1)
-  }]</small>`;
+  const f = (v: number) =>
+    !Number.isFinite(v) ? "–" : Math.abs(v) >= 1e4 ? v.toExponential(1) : v.toFixed(1);
+  return `${f(scale * e.value)} <small>[${f(scale * e.lo)}, ${f(scale * e.hi)}]</small>`;
 }
 
 function pValue(p: number): string {
