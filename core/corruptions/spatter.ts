@@ -214,12 +214,20 @@ function box3(src: Float64Array, h: number, w: number): Float64Array {
   const out = new Float64Array(h * w);
   const { ys, xs } = nbr3(h, w);
   for (let y = 0; y < h; y++) {
+    const r0 = ys[3 * y], r1 = ys[3 * y + 1], r2 = ys[3 * y + 2];
     for (let x = 0; x < w; x++) {
+      const c0 = xs[3 * x], c1 = xs[3 * x + 1], c2 = xs[3 * x + 2];
+      // Row by row, left to right (the order of the sums of the loops this unrolls).
       let s = 0;
-      for (let dy = 0; dy < 3; dy++) {
-        const yy = ys[3 * y + dy];
-        for (let dx = 0; dx < 3; dx++) s += src[yy + xs[3 * x + dx]];
-      }
+      s += src[r0 + c0];
+      s += src[r0 + c1];
+      s += src[r0 + c2];
+      s += src[r1 + c0];
+      s += src[r1 + c1];
+      s += src[r1 + c2];
+      s += src[r2 + c0];
+      s += src[r2 + c1];
+      s += src[r2 + c2];
       out[y * w + x] = s / 9;
     }
   }
@@ -230,14 +238,14 @@ function box3(src: Float64Array, h: number, w: number): Float64Array {
 function emboss(src: Uint8Array, h: number, w: number): Float64Array {
   const out = new Float64Array(h * w);
   const { ys, xs } = nbr3(h, w);
+  // EMBOSS = [-2, -1, 0; -1, 1, 1; 0, 1, 2]: an integer sum, so saturate_cast is a clamp.
   for (let y = 0; y < h; y++) {
+    const r0 = ys[3 * y], r1 = ys[3 * y + 1], r2 = ys[3 * y + 2];
     for (let x = 0; x < w; x++) {
-      let s = 0;
-      for (let dy = 0; dy < 3; dy++) {
-        const yy = ys[3 * y + dy];
-        for (let dx = 0; dx < 3; dx++) s += EMBOSS[dy * 3 + dx] * src[yy + xs[3 * x + dx]];
-      }
-      out[y * w + x] = sat8(s);
+      const c0 = xs[3 * x], c1 = xs[3 * x + 1], c2 = xs[3 * x + 2];
+      const s = -2 * src[r0 + c0] - src[r0 + c1] - src[r1 + c0] + src[r1 + c1] + src[r1 + c2] +
+        src[r2 + c1] + 2 * src[r2 + c2];
+      out[y * w + x] = s < 0 ? 0 : s > 255 ? 255 : s;
     }
   }
   return out;
@@ -269,8 +277,6 @@ export function equalizeHist(src: Uint8Array): Uint8Array {
   for (let j = 0; j < total; j++) out[j] = lut[src[j]];
   return out;
 }
-
-const EMBOSS = Int32Array.from([-2, -1, 0, -1, 1, 1, 0, 1, 2]);
 
 /** The reference's spatter; `p` = [loc, scale, sigma, threshold, intensity, mode]. */
 export function spatter(img: Img, p: readonly number[], rng: Rng, inPlace = false): Img {
