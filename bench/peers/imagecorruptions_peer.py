@@ -5,7 +5,7 @@ Prints one JSON object: {"version": ..., "ms": {corruption: [ms per image at sev
 (median over REPS timed calls per severity, after one untimed call; one thread).
 
 With --serve before REPS it prints {"version": ...} and then answers each corruption name read
-from stdin with one line {"corruption": ..., "ms": [...]}, so that the caller can time the two
+from stdin with one line {"corruption": ..., "ms": [medians], "min": [minima]}, so that the caller can time the two
 sides of each corruption back to back (on a shared machine the load drifts within a run).
 Needs: numpy, scipy, scikit-image 0.19, opencv, Pillow and imagecorruptions 1.1.2, e.g. on Debian 12
 `apt-get install python3-numpy python3-scipy python3-skimage python3-opencv python3-pil` and
@@ -29,7 +29,7 @@ from imagecorruptions import corrupt, get_corruption_names  # noqa: E402
 cv2.setNumThreads(1)
 
 
-def time_corruption(c, images, reps):
+def time_corruption(c, images, reps, mins=None):
     row = []
     for s in range(1, 6):
         corrupt(images[0], corruption_name=c, severity=s)
@@ -40,6 +40,8 @@ def time_corruption(c, images, reps):
             corrupt(img, corruption_name=c, severity=s)
             times.append((time.perf_counter() - t) * 1000)
         row.append(float(np.median(times)))
+        if mins is not None:
+            mins.append(float(np.min(times)))
     print(f"[corruptions] peer {c}: {np.mean(row):.3f} ms", file=sys.stderr, flush=True)
     return row
 
@@ -67,7 +69,9 @@ def main():
             c = line.strip()
             if not c:
                 continue
-            print(json.dumps({"corruption": c, "ms": time_corruption(c, images, reps)}), flush=True)
+            mins = []
+            ms = time_corruption(c, images, reps, mins)
+            print(json.dumps({"corruption": c, "ms": ms, "min": mins}), flush=True)
         return
     out = {"version": ver, "ms": {}}
     for c in get_corruption_names("all"):
