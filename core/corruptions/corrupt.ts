@@ -27,7 +27,7 @@
  */
 import { CoreError } from "../errors.ts";
 import { CORRUPTORS, jpegBytesRgb, pixelateBytes } from "./corruptions.ts";
-import { type Img, LUMA, newImage } from "./image.ts";
+import { type Img, LUMA, newImage, SCRATCH_KEEP_MAX } from "./image.ts";
 import {
   type CorruptionName,
   CORRUPTIONS,
@@ -308,8 +308,12 @@ export function corruptBatch(batch: ImageBatch, options: CorruptOptions): ImageB
   }
   // One input image for all calls (refilled per image; corruptors may work in it, and their
   // result is consumed before the next image).
-  if (scratchIn.data.length !== h * w * work) scratchIn = newImage(h, w, work);
-  const img: Img = { h, w, c: work, data: scratchIn.data };
+  let inData = scratchIn.data;
+  if (inData.length !== h * w * work) {
+    inData = new Float64Array(h * w * work);
+    if (inData.length <= SCRATCH_KEEP_MAX) scratchIn = { h, w, c: work, data: inData };
+  }
+  const img: Img = { h, w, c: work, data: inData };
   const d = img.data;
   for (let i = 0; i < n; i++) {
     if (isU8) bytesIn(src as Uint8Array, i * per, d, viaRgb);

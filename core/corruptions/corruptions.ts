@@ -41,6 +41,7 @@ import {
   pilResizeNearest,
   reflect101Index,
   remapBilinearReflect,
+  scratch,
   zoomSum,
 } from "./image.ts";
 import {
@@ -114,8 +115,7 @@ function fromBytes(b: Uint8Array, h: number, w: number, c: number): Img {
 /** Scratch for noise fields (reused; one image at a time). */
 let noiseBuf = new Float64Array(0);
 function noiseField(n: number): Float64Array {
-  if (noiseBuf.length < n) noiseBuf = new Float64Array(n);
-  return noiseBuf.subarray(0, n);
+  return scratch(noiseBuf, n, (b) => noiseBuf = b).subarray(0, n);
 }
 
 /** out = clip01(x + noise) */

@@ -16,7 +16,14 @@ import {
   zoomFactors,
 } from "./mod.ts";
 import { defocusFilter, defocusFilterDirect } from "./defocus.ts";
-import { addClippedZoom, clippedZoom, newImage, shiftedSum } from "./image.ts";
+import {
+  addClippedZoom,
+  clippedZoom,
+  newImage,
+  scratch,
+  SCRATCH_KEEP_MAX,
+  shiftedSum,
+} from "./image.ts";
 import { poissonCdf } from "./rng.ts";
 
 const DATA = new URL("../../test/corruption_data/", import.meta.url);
@@ -325,6 +332,27 @@ Deno.test("zoom blur: adding a clipped zoom equals zooming, cropping and adding"
         assertEquals(acc[y * img.w * 3 + i], zoomed.data[y * zoomed.w * 3 + i], `z ${z}`);
       }
     }
+  }
+});
+
+Deno.test("scratch buffers: reused when large enough, kept only up to SCRATCH_KEEP_MAX", () => {
+  let kept = new Float64Array(0);
+  const keep = (b: Float64Array<ArrayBuffer>) => kept = b;
+  const a = scratch(kept, 100, keep);
+  assertEquals(kept, a);
+  assert(scratch(kept, 50, keep) === a, "a large enough buffer is reused");
+  const big = scratch(kept, SCRATCH_KEEP_MAX + 1, keep);
+  assert(big.length === SCRATCH_KEEP_MAX + 1 && kept === a, "a huge buffer is not kept");
+  // A large image through the corruptions that use scratch buffers still works.
+  const img = {
+    dtype: "uint8" as const,
+    shape: [1, 700, 700, 3],
+    data: new Uint8Array(700 * 700 * 3),
+  };
+  for (let i = 0; i < img.data.length; i++) img.data[i] = (i * 7919) % 251;
+  for (const corruption of ["zoom_blur", "defocus_blur", "gaussian_noise"]) {
+    const out = corruptBatch(img, { corruption, severity: 1, seed: 0 });
+    assertEquals(out.shape, [1, 700, 700, 3]);
   }
 });
 

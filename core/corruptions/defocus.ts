@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import { type Img, newImage, reflect101Index } from "./image.ts";
+import { type Img, newImage, reflect101Index, scratch as keptScratch } from "./image.ts";
 
 /** OpenCV's getGaussianKernel for sigma > 0. */
 function cvGaussian(ksize: number, sigma: number): Float64Array {
@@ -187,10 +187,9 @@ function planFor(radius: number, aliasBlur: number): Plan {
 }
 
 /** Scratch buffers, grown on demand and reused between calls (one image at a time). */
-let scratch = new Float64Array(0);
+let scratchBuf = new Float64Array(0);
 function scratchOf(n: number): Float64Array {
-  if (scratch.length < n) scratch = new Float64Array(n);
-  return scratch;
+  return keptScratch(scratchBuf, n, (b) => scratchBuf = b);
 }
 
 // The passes below are small leaf functions on purpose: each is optimised on its own after a few

@@ -43,6 +43,25 @@ export function clip01(img: Img): Img {
   return img;
 }
 
+/** Scratch buffers kept between calls only up to this many values (32 MiB of doubles). */
+export const SCRATCH_KEEP_MAX = 1 << 22;
+
+/**
+ * A buffer of at least `n` doubles: `kept` when it is large enough, else a new one, which the
+ * caller keeps for the next call (`keep`) only if it is at most {@linkcode SCRATCH_KEEP_MAX}
+ * long (large images do not pin large buffers).
+ */
+export function scratch(
+  kept: Float64Array<ArrayBuffer>,
+  n: number,
+  keep: (b: Float64Array<ArrayBuffer>) => void,
+): Float64Array<ArrayBuffer> {
+  if (kept.length >= n) return kept;
+  const b = new Float64Array(n);
+  if (n <= SCRATCH_KEEP_MAX) keep(b);
+  return b;
+}
+
 /** Index of `i` in 0..n-1 with scipy's `nearest` rule (edge value repeated). */
 export function nearestIndex(i: number, n: number): number {
   return i < 0 ? 0 : i >= n ? n - 1 : i;
@@ -133,8 +152,7 @@ function correlateAlongRows(
   const sym = isSymmetric(kernel);
   const rowLen = w * c;
   const padLen = xs.length * c;
-  if (rowPad.length < padLen) rowPad = new Float64Array(padLen);
-  const pad = rowPad;
+  const pad = scratch(rowPad, padLen, (b) => rowPad = b);
   for (let y = 0; y < h; y++) {
     const base = y * rowLen;
     for (let x = 0; x < xs.length; x++) {
@@ -405,8 +423,7 @@ export function addClippedZoom(img: Img, z: number, acc: Float64Array): void {
     zoomAccPlans.set(key, p);
   }
   const rowLen = w * c;
-  if (zoomTmp.length < (p.r1 + 1) * rowLen) zoomTmp = new Float64Array((p.r1 + 1) * rowLen);
-  const tmp = zoomTmp;
+  const tmp = scratch(zoomTmp, (p.r1 + 1) * rowLen, (b) => zoomTmp = b);
   const src = img.data;
   const { i0: xa, i1: xb, f: xf } = p.px;
   for (let y = p.r0; y <= p.r1; y++) {
@@ -495,8 +512,7 @@ export function zoomSum(img: Img, zooms: readonly number[]): Img {
     offs[j] = total;
     total += (plans[j].r1 + 1) * rowLen;
   }
-  if (zoomLayers.length < total) zoomLayers = new Float64Array(total);
-  const layers = zoomLayers;
+  const layers = scratch(zoomLayers, total, (b) => zoomLayers = b);
   for (let j = 0; j < nz; j++) {
     zoomColumns(
       img.data,
