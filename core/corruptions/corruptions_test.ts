@@ -19,6 +19,7 @@ import { defocusFilter, defocusFilterDirect } from "./defocus.ts";
 import {
   addClippedZoom,
   clippedZoom,
+  motionBlur,
   newImage,
   scratch,
   SCRATCH_KEEP_MAX,
@@ -315,6 +316,35 @@ Deno.test("motion blur: the shifted sum equals a direct clamped sum, for shifts 
           assertEquals(got[(y * w + x) * c + ch], s, `shifts ${dx} at (${y}, ${x}, ${ch})`);
         }
       }
+    }
+  }
+});
+
+Deno.test("motion blur: dropping the kernel's tail under 2e-5 moves no value by more", () => {
+  const img = newImage(40, 48, 3);
+  const r = streamFor(0, 0, 0, 2);
+  for (let i = 0; i < img.data.length; i++) img.data[i] = r.uniform();
+  for (const [radius, sigma, angle] of [[10, 3, 30], [15, 5, -60], [10, 1, 100], [20, 15, 10]]) {
+    const got = motionBlur(img, radius, sigma, angle).data;
+    // The full kernel, every tap (the reference's _motion_blur).
+    const width = 2 * radius + 1;
+    const k = Float64Array.from(
+      { length: width },
+      (_, i) => Math.exp(-(i * i) / (2 * sigma * sigma)) / (Math.sqrt(2 * Math.PI) * sigma),
+    );
+    const z = k.reduce((a, b) => a + b);
+    const rad = angle * Math.PI / 180;
+    const py = width * Math.sin(rad), px = width * Math.cos(rad), hyp = Math.hypot(py, px);
+    const dy: number[] = [], dx: number[] = [];
+    for (let i = 0; i < width; i++) {
+      const sy = -Math.ceil((i * py) / hyp - 0.5), sx = -Math.ceil((i * px) / hyp - 0.5);
+      if (Math.abs(sy) >= img.h || Math.abs(sx) >= img.w) break;
+      dy.push(sy);
+      dx.push(sx);
+    }
+    const full = shiftedSum(img, k.map((v) => v / z), dy, dx).data;
+    for (let i = 0; i < got.length; i++) {
+      assertClose(got[i], full[i], 2e-5, `radius ${radius} sigma ${sigma} at ${i}`);
     }
   }
 });
