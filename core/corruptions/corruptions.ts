@@ -1,6 +1,7 @@
 /**
  * The 19 corruptions, each a function of (image in [0, 1], its parameter row, random stream)
- * returning a new image clipped to [0, 1]. They follow bethgelab/imagecorruptions (the reference;
+ * returning a new image clipped to [0, 1] (corruptBatch's scratch mode excepted, see
+ * {@linkcode Corruptor}). They follow bethgelab/imagecorruptions (the reference;
  * its behaviour, not its code) operation by operation; where the reference uses a library, the
  * comment names the convention matched. The order of random draws is cotrain's own (its streams
  * are seeded, the reference's global RNG is not), so results agree in distribution, not in bytes.
