@@ -141,21 +141,23 @@ Deno.test("MTL-Shuffled: the targets are a seeded permutation of the rows", () =
 });
 
 Deno.test("Baseline learns well above chance (4 classes, chance 0.25)", async () => {
-  const data = dataset(80);
+  // 600 images at 48 px, lr 0.02, the last head conv's init x 0.01 (logits start near 0), 8
+  // epochs of batch 16. The former setting (320 images at 32 px, lr 0.01, init x 0.1, 10 epochs)
+  // was chaotic: val accuracy 0.39-0.69 across numerically equivalent kernels. At 32 px the
+  // 4-class textures (0.25 cycles/px) sit near the grid's limit and one seed in three stuck at
+  // 0.5; at 48 px seeds 0-3 reached test accuracy 0.73-0.9x.
+  const data = dataset(150, 4, 48);
   const { events, result } = await drain(
-    { kind: "baseline", ...SMOKE, maxEpochs: 10, lr: 0.01, augment: false },
+    { kind: "baseline", ...SMOKE, headInitScale: 0.01, maxEpochs: 8, lr: 0.02, augment: false },
     data,
   );
   try {
     const v = events.filter((e) => e.stage === "validate");
-    assertEquals(v.length, 10);
-    assert(v[9].classificationLoss < v[0].classificationLoss * 0.8, "CE did not fall");
+    assertEquals(v.length, 8);
+    assert(v[7].classificationLoss < v[0].classificationLoss * 0.8, "CE did not fall");
     console.log(`baseline: best val ${result.bestValAccuracy}, test ${result.testAccuracy}`);
-    // At this scale (320 images, 10 epochs) the outcome is chaotic: numerically equivalent
-    // convolution kernels (differences ~1e-6) gave best val accuracies from 0.39 to 0.69. The
-    // bound is what every run reached; the demo-scale >= 70% check belongs to the trainer issue.
-    assert(result.bestValAccuracy >= 0.35, `val accuracy ${result.bestValAccuracy}`);
-    assert(result.testAccuracy >= 0.28, `test accuracy ${result.testAccuracy}`);
+    assert(result.bestValAccuracy >= 0.55, `val accuracy ${result.bestValAccuracy}`);
+    assert(result.testAccuracy >= 0.5, `test accuracy ${result.testAccuracy}`);
   } finally {
     disposeMtl(result.model);
   }
