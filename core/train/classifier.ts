@@ -388,7 +388,7 @@ export async function* trainClassifier(
             for (const [j, nrows] of neural.entries()) {
               const xn = toTensor(evaluationBatch(data.train.images, nrows));
               const tn = gatherTargets(targets!, nrows);
-              const p = predictNeuralTrain(model, xn, { seed: stepSeed * 8 + j + 1 }); // tfjs draws unseeded for seed 0
+              const p = predictNeuralTrain(model, xn, { seed: stepSeed * 8 + j + 1 });
               updateBnRunningStats(model.vgg, p.bnStats);
               const m = mse(p.responses, tn);
               mseSum += m.dataSync()[0];
