@@ -11,7 +11,7 @@ import { generateImageSet } from "../core/data/image_set.ts";
 import { disposeMtl } from "../core/models/mtl.ts";
 import { trainClassifier, type TrainResult } from "../core/train/classifier.ts";
 import { DEMO_DATASET_URI, DEMO_SCALE } from "../core/train/classifier_config.ts";
-import { loadDataset } from "../services/classifier-trainer/datasets.ts";
+import { loadDataset } from "../core/data/datasets.ts";
 
 await initBackend("wasm");
 

@@ -40,7 +40,8 @@ import {
   resolveTensor,
   type TensorOrRefMsg,
 } from "../../platform/tensor/tensor.ts";
-import { loadDataset } from "./datasets.ts";
+import { loadDataset } from "../../core/data/datasets.ts";
+import { storeCache } from "../../platform/store/cache.ts";
 
 /** Fully qualified service name. */
 export const CLASSIFIER_SERVICE = "cotrain.v1.ClassifierTrainer";
@@ -248,7 +249,7 @@ export function classifierHandlers(deps: ClassifierDeps): ServiceHandlers {
   ): AsyncGenerator<{ progress?: unknown; result?: ResultMsg & Record<string, unknown> }> {
     const input = toConfigInput(req);
     const config = resolveTrainConfig(input); // INVALID_ARGUMENT naming the field
-    const data = await loadDataset(req.dataset_uri ?? "", store); // NOT_FOUND for unknown
+    const data = await loadDataset(req.dataset_uri ?? "", storeCache(store)); // NOT_FOUND for unknown
     const targets = isMtl(config.kind) ? await loadTargets(req.neural_targets, store) : undefined;
     const trainData = { ...data, targets };
     checkData(config, trainData);

@@ -41,7 +41,8 @@ import {
   type TensorOrRefMsg,
   type TensorRefMsg,
 } from "../../platform/tensor/tensor.ts";
-import { loadDataset } from "../classifier-trainer/datasets.ts";
+import { loadDataset } from "../../core/data/datasets.ts";
+import { storeCache } from "../../platform/store/cache.ts";
 import { type Classifier, type EngineChoice, loadClassifier } from "./engine.ts";
 
 /** Fully qualified service name. */
@@ -273,7 +274,7 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
   ): Promise<Omit<ShardResult, "key" | "correct"> & { correct: Uint8Array }> {
     const signal = ctx.signal;
     const start = performance.now();
-    const data = await loadDataset(shard.datasetUri, store);
+    const data = await loadDataset(shard.datasetUri, storeCache(store));
     const test = data.test;
     const [total, h, w] = test.images.shape as [number, number, number];
     const n = shard.limit > 0 ? Math.min(shard.limit, total) : total;
@@ -338,7 +339,7 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
       const shard = checkShard(req);
       const ckpt = await checkpointOf(shard.modelId);
       // a limit at or above the test split's size is no limit: the same shard as limit 0
-      const total = (await loadDataset(shard.datasetUri, store)).test.images.shape[0];
+      const total = (await loadDataset(shard.datasetUri, storeCache(store))).test.images.shape[0];
       if (shard.limit >= total) shard.limit = 0;
       const keyed = {
         checkpoint_sha256: ckpt.sha256,
