@@ -2,8 +2,9 @@
  * The whole study end to end at smoke scale: experiments/smoke.json through real service
  * processes (neural-predictor, classifier-trainer, evaluator, corruption-generator; one process
  * each, loopback, one file store). Checks the results (every model scored, Baseline = 100%,
- * intervals around the values, the npy arrays), the report (every figure present as SVG), and that
- * a second run of the finished experiment does no work: every step comes from the store.
+ * intervals around the values, the npy arrays), the report (every figure drawn as SVG in headless
+ * Chromium, no console errors), and that a second run of the finished experiment does no work:
+ * every step comes from the store.
  */
 import { assert, assertEquals } from "./assert.ts";
 import { readNpy } from "../core/io/npy.ts";
@@ -11,6 +12,7 @@ import { loadExperiment } from "../clients/ts/experiment.ts";
 import { runPipeline } from "../clients/ts/pipeline.ts";
 import { FIGURE_IDS } from "../clients/ts/report/report.ts";
 import { startCluster } from "../clients/ts/lib/cluster.ts";
+import { openInChromium } from "../clients/ts/report/browser_check.ts";
 
 const SMOKE = new URL("../experiments/smoke.json", import.meta.url).pathname;
 
@@ -94,6 +96,12 @@ Deno.test("pipeline: smoke.json end to end through service processes; a re-run i
       assert(at >= 0, `report lacks ${id}`);
       assert(html.slice(at, at + 400).includes("<svg"), `${id} holds no svg`);
     }
+
+    // ... and it loads in a browser without errors, every figure drawn
+    const page = await openInChromium(`file://${first.reportPath}`);
+    assertEquals(page.errors, []);
+    assertEquals(page.figures.map((f) => f.id), [...FIGURE_IDS]);
+    for (const f of page.figures) assert(f.svgs === 1 && f.width > 100, `${f.id} not drawn`);
 
     // the same experiment again: no work, every step from the store, the same numbers
     const second = await runPipeline(exp, {
