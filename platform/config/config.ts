@@ -9,7 +9,7 @@
  * | COTRAIN_STORE | file://$PWD/runs/store | object store root: file:///abs/dir or s3://bucket/prefix |
  * | COTRAIN_MAX_MESSAGE_BYTES | 67108864 | largest gRPC message sent or received |
  * | COTRAIN_INLINE_LIMIT_BYTES | 4194304 | largest tensor sent inline; larger ones go as TensorRef |
- * | COTRAIN_MAX_CONNECTION_AGE_MS | 300000 | servers close connections this old, so clients rebalance |
+ * | COTRAIN_MAX_CONNECTION_AGE_MS | 0 (off) | servers close connections this old, so clients rebalance (see README: Deno 2.9 bug) |
  * | COTRAIN_SHUTDOWN_GRACE_MS | 10000 | on SIGTERM, time given to running calls before they are cut |
  * | COTRAIN_DEADLINE_MS | 60000 | default deadline of client calls (streams: none) |
  * | COTRAIN_BACKEND | wasm | compute backend: wasm, tensorflow, webgpu, cpu |
@@ -47,7 +47,8 @@ const schema = z.object({
   ).optional(),
   COTRAIN_MAX_MESSAGE_BYTES: intFrom(1024).default(64 * 1024 * 1024),
   COTRAIN_INLINE_LIMIT_BYTES: intFrom(0).default(4 * 1024 * 1024),
-  COTRAIN_MAX_CONNECTION_AGE_MS: intFrom(0).default(300_000),
+  // off by default: the GOAWAY it sends can crash a Deno 2.9 client (denoland/deno#36788)
+  COTRAIN_MAX_CONNECTION_AGE_MS: intFrom(0).default(0),
   COTRAIN_SHUTDOWN_GRACE_MS: intFrom(0).default(10_000),
   COTRAIN_DEADLINE_MS: intFrom(1).default(60_000),
   COTRAIN_BACKEND: z.enum(["wasm", "tensorflow", "webgpu", "cpu"]).default("wasm"),
