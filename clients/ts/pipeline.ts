@@ -35,8 +35,9 @@ import { type OlsFit, robustnessRegression } from "../../core/metrics/regression
 import { requestKey } from "../../platform/jobs/jobs.ts";
 import { RpcClient } from "../../platform/rpc/client.ts";
 import { type ObjectStore, openStore, sha256Hex } from "../../platform/store/mod.ts";
+import { storeCache } from "../../platform/store/cache.ts";
 import { storeTensor, type TensorRefMsg } from "../../platform/tensor/tensor.ts";
-import { loadDataset } from "../../services/classifier-trainer/datasets.ts";
+import { loadDataset } from "../../core/data/datasets.ts";
 import {
   type ClassifierRun,
   classifierRuns,
@@ -687,7 +688,7 @@ async function putTrainImages(
     const ref = JSON.parse(new TextDecoder().decode(await store.get(`${key}.json`)));
     if (await store.stat(`${key}.bin`)) return { value: ref, cached: true };
   }
-  const ds = await loadDataset(dsUri, store);
+  const ds = await loadDataset(dsUri, storeCache(store));
   const t = ds.train.images;
   const ref = await storeTensor(
     { dtype: "uint8", shape: [...t.shape], data: t.data as Uint8Array },
