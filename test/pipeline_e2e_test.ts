@@ -41,12 +41,18 @@ Deno.test("pipeline: smoke.json end to end through service processes; a re-run i
     });
     const r = first.results;
 
-    // every step ran; nothing was cached on a fresh store (the MTL-Oracle is not in smoke.json)
+    // every step ran; nothing was cached on a fresh store, nothing skipped
     assert(r.steps.some((s) => !s.cached), "a fresh run computed nothing");
     assertEquals(r.steps.filter((s) => s.skipped).length, 0);
-    // 1 Baseline + 4 MTL-Monkey ratios + 1 MTL-Shuffled + 1 Oracle, one seed
-    assertEquals(r.classifiers.length, 7);
-    assertEquals(r.steps.filter((s) => s.kind === "train").length, 8); // Oracle: two stages
+    // 1 Baseline + 4 MTL-Monkey ratios + 1 MTL-Shuffled + 1 Oracle + 1 MTL-Oracle, one seed
+    assertEquals(r.classifiers.length, 8);
+    assertEquals(r.steps.filter((s) => s.kind === "train").length, 9); // Oracle: two stages
+    // MTL-Oracle's targets: a readout fitted on the frozen Oracle's conv3_1, then its predictions
+    assertEquals(r.steps.filter((s) => s.kind === "predictor").map((s) => s.name), [
+      "train Monkey Predictor",
+      "fit Oracle #0 readout (frozen conv3_1)",
+    ]);
+    assertEquals(r.steps.filter((s) => s.kind === "targets").length, 2);
     const names = r.scores!.models.map((m) => m.name);
     assertEquals(names, [
       "Baseline",
@@ -56,6 +62,7 @@ Deno.test("pipeline: smoke.json end to end through service processes; a re-run i
       "MTL-Monkey 3:1",
       "MTL-Shuffled",
       "Oracle",
+      "MTL-Oracle",
     ]);
     const base = r.scores!.models[0];
     assert(Math.abs(base.robustness_total.value - 100) < 1e-9, "Baseline is not 100%");
@@ -76,19 +83,23 @@ Deno.test("pipeline: smoke.json end to end through service processes; a re-run i
     for (const c of r.classifiers) {
       assertEquals(Number.isFinite(c.fev), c.kind.startsWith("mtl"), `${c.name} fev`);
     }
-    assertEquals(r.predictors.length, 1);
-    assert(Number.isFinite(r.predictors[0].test.feve as number));
+    assertEquals(r.predictors.length, 2);
+    for (const p of r.predictors) assert(Number.isFinite(p.test.feve as number), p.name);
+    assertEquals(r.predictors[1].epochs, 3); // readoutEpochs of smoke.json
+    assert(r.predictors[0].targets_uri !== r.predictors[1].targets_uri);
+    const mtlOracle = r.scores!.models.find((m) => m.name === "MTL-Oracle")!;
+    assert(Number.isFinite(mtlOracle.robustness_total.value), "MTL-Oracle is not scored");
     // Fig. 3C: the MTL-Monkey ratio sweep has 4 networks, enough for the regression
     const reg = r.regressions.find((g) => g.group === "MTL-Monkey")!;
     assert(reg.fit !== null || /rank|collinear/i.test(reg.note), reg.note);
 
     // the files: results.json, the arrays, the report with every figure as SVG
     const saved = JSON.parse(await Deno.readTextFile(first.resultsPath));
-    assertEquals(saved.scores.models.length, 7);
+    assertEquals(saved.scores.models.length, 8);
     const acc = readNpy(await Deno.readFile(`${dir}/run1/accuracy.npy`));
-    assertEquals(acc.shape, [7, 4, 2]);
+    assertEquals(acc.shape, [8, 4, 2]);
     const rob = readNpy(await Deno.readFile(`${dir}/run1/robustness.npy`));
-    assertEquals(rob.shape, [7, 5, 3]);
+    assertEquals(rob.shape, [8, 5, 3]);
     assertEquals(rob.data[4 * 3], 100); // Baseline, total, value
     const html = await Deno.readTextFile(first.reportPath);
     for (const id of FIGURE_IDS) {

@@ -144,6 +144,11 @@ const MtlOracle = z.strictObject({
   ...mtlFields,
   /** The oracle model whose conv3_1 predicts the targets (default: the only one). */
   oracle: z.string().min(1).optional(),
+  /**
+   * Epochs of the Gaussian readout fitted to the V1 data on the frozen Oracle's conv3_1 (SPEC.md
+   * section 4: 10); the other predictor settings come from the monkey-predictor model.
+   */
+  readoutEpochs: int(1).default(10),
 });
 
 const Model = z.discriminatedUnion("kind", [
@@ -333,12 +338,12 @@ function crossChecks(exp: Experiment): string[] {
         if (p) problems.push(`models[${i}].ratios[${j}]: ${p}`);
       });
     }
-    if (m.kind === "mtl-monkey" || m.kind === "mtl-shuffled") {
+    if (m.kind === "mtl-monkey" || m.kind === "mtl-shuffled" || m.kind === "mtl-oracle") {
       if (m.predictor !== undefined) {
         if (!predictors.some(({ m: p }) => (p.name ?? KIND_NAMES[p.kind]) === m.predictor)) {
           problems.push(`models[${i}].predictor: no monkey-predictor named ${m.predictor}`);
         }
-      } else if (predictors.length !== 1) {
+      } else if (predictors.length !== 1 && !(m.kind === "mtl-oracle" && predictors.length === 0)) {
         problems.push(
           `models[${i}].predictor: ${
             predictors.length === 0

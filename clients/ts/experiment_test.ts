@@ -124,6 +124,8 @@ Deno.test("experiment: cross-field checks (Baseline, predictor, ratios, names)",
     "models[2].ratio: expected r:1 with r whole or 1:k with k whole (got 1.5:1)",
     "models[2].predictor: several monkey-predictor models: name the one to use",
     "models[3].predictor: no monkey-predictor named P3",
+    // MTL-Oracle's readout is fitted with a monkey-predictor's settings: which one, when several
+    "models[4].predictor: several monkey-predictor models: name the one to use",
     "models[4].oracle: MTL-Oracle needs exactly one (named) oracle model",
     "models[6].ratios: give ratio or ratios, not both",
     "models: the Baseline is the reference of every score: add a baseline model",

@@ -272,7 +272,7 @@ export async function runPipeline(
     const dsUri = datasetUri(exp);
     const runs = classifierRuns(exp);
     const needsTargets = exp.models.some((m) =>
-      m.kind === "mtl-monkey" || m.kind === "mtl-shuffled"
+      m.kind === "mtl-monkey" || m.kind === "mtl-shuffled" || m.kind === "mtl-oracle"
     );
 
     // 1. data ---------------------------------------------------------------------------------
@@ -338,21 +338,89 @@ export async function runPipeline(
       targetVariance.set(name, await meanVariance(store, ref));
     }
 
+    // The MTL-Oracle targets of one Oracle network (one readout fit per Oracle checkpoint).
+    const oracleTargetsOf = new Map<string, TensorRefMsg>();
+    const oracleTargets = async (
+      oracle: ClassifierResult,
+      spec: Extract<ModelSpec, { kind: "mtl-oracle" }>,
+    ): Promise<TensorRefMsg> => {
+      const pName = predictorName(exp, spec);
+      const p = exp.models.find((m) =>
+        m.kind === "monkey-predictor" && (m.name ?? KIND_NAMES[m.kind]) === pName
+      ) as Extract<ModelSpec, { kind: "monkey-predictor" }>;
+      const options = {
+        width: 0, // the Oracle's
+        input_size: p.inputSize,
+        batch_size: p.batchSize,
+        max_epochs: spec.readoutEpochs,
+        lr: p.lr,
+        seed: p.seed,
+      };
+      const cacheKey = `${oracle.checkpoint_uri} ${JSON.stringify(options)}`;
+      const known = oracleTargetsOf.get(cacheKey);
+      if (known) return known;
+      const name = `${runLabel(oracle)} readout`;
+      const res = await step("predictor", `fit ${name} (frozen conv3_1)`, async () => {
+        const bar = bars.start(`fit ${name}`, options.max_epochs, "epochs");
+        let result: Msg = null;
+        try {
+          for await (
+            const e of np.stream<Msg>("Train", {
+              dataset_uri: v1Uri,
+              options,
+              frozen_trunk_uri: oracle.checkpoint_uri,
+            })
+          ) {
+            if (e.progress) bar.update(e.progress.epoch);
+            if (e.result) result = e.result;
+          }
+        } finally {
+          bar.stop();
+        }
+        if (!result) throw new Error(`${name}: Train ended without a result`);
+        return { value: result, cached: result.state === "JOB_STATE_CACHED" };
+      });
+      const pd = await step("targets", `${name} predicts the training images`, async () => {
+        const r = await np.unary<Msg>("PredictDataset", {
+          checkpoint_uri: res.checkpoint.uri,
+          images: trainImages,
+          engine: "PREDICT_ENGINE_ONNXRUNTIME",
+        }, { deadlineMs: 0 });
+        return { value: r, cached: Boolean(r.cached) };
+      });
+      const ref = pd.responses as TensorRefMsg;
+      oracleTargetsOf.set(cacheKey, ref);
+      targetVariance.set(ref.uri, await meanVariance(store, ref));
+      predictors.push({
+        name,
+        checkpoint_uri: res.checkpoint.uri,
+        epochs: res.epochs,
+        best_val_correlation: res.best_val_correlation,
+        test: res.test,
+        targets_uri: ref.uri,
+      });
+      return ref;
+    };
+
     // 3. classifiers ----------------------------------------------------------------------------
     const classifiers: ClassifierResult[] = [];
     const oracleStage1 = new Map<string, string>(); // `${index}/${seed}` -> stage-1 model_id
-    for (const run of runs) {
+    // MTL-Oracle's targets come from a trained Oracle: those runs go after every other one
+    const ordered = [
+      ...runs.filter((r) => r.spec.kind !== "mtl-oracle"),
+      ...runs.filter((r) => r.spec.kind === "mtl-oracle"),
+    ];
+    for (const run of ordered) {
       const label = `${run.name} seed ${run.seed}`;
+      let targets = targetsOf;
       if (run.spec.kind === "mtl-oracle") {
-        skip(
-          "train",
-          `train ${label}`,
-          "MTL-Oracle needs a readout fitted on the frozen Oracle's conv3_1, which the " +
-            "neural-predictor does not serve yet",
-        );
-        continue;
+        // SPEC.md section 4: a Gaussian readout fitted to the V1 data on the frozen Oracle's
+        // conv3_1, then its predictions on the training images are the neural targets
+        const oracle = oracleFor(exp, run, classifiers);
+        const ref = await oracleTargets(oracle, run.spec);
+        targets = new Map([[predictorName(exp, run.spec), ref]]);
       }
-      const req = trainRequest(exp, run, dsUri, targetsOf);
+      const req = trainRequest(exp, run, dsUri, targets);
       let trainReq = req;
       if (run.spec.kind === "oracle") {
         const stage1 = await trainStep(ct, bars, step, `train ${label} stage 1`, req);
@@ -373,10 +441,12 @@ export async function runPipeline(
         trainReq,
       );
       let fev = NaN;
-      if (run.spec.kind === "mtl-monkey" || run.spec.kind === "mtl-shuffled") {
+      if (run.spec.kind.startsWith("mtl")) {
         const best = (r.history as Msg[]).find((h) => h.epoch === r.best_epoch) ??
           r.history[r.history.length - 1];
-        const v = targetVariance.get(predictorName(exp, run.spec));
+        const v = run.spec.kind === "mtl-oracle"
+          ? targetVariance.get(targets.get(predictorName(exp, run.spec))!.uri)
+          : targetVariance.get(predictorName(exp, run.spec));
         if (best && v && v > 0) fev = 1 - best.neural_loss / v;
       }
       classifiers.push({
@@ -533,6 +603,24 @@ function predictorName(exp: Experiment, spec: ModelSpec): string {
   return p.name ?? KIND_NAMES[p.kind];
 }
 
+/** The trained Oracle network whose conv3_1 gives an MTL-Oracle run its targets (same seed). */
+function oracleFor(
+  exp: Experiment,
+  run: ClassifierRun,
+  trained: ClassifierResult[],
+): ClassifierResult {
+  const spec = run.spec as Extract<ModelSpec, { kind: "mtl-oracle" }>;
+  const o = exp.models.find((m) =>
+    m.kind === "oracle" &&
+    (spec.oracle === undefined || (m.name ?? KIND_NAMES[m.kind]) === spec.oracle)
+  )!;
+  const name = o.name ?? KIND_NAMES[o.kind];
+  const same = trained.filter((c) => c.kind === "oracle" && c.name === name);
+  const pick = same.find((c) => c.seed === run.seed) ?? same[0];
+  if (!pick) throw new Error(`${run.name}: the Oracle ${name} was not trained`);
+  return pick;
+}
+
 /** The classifier-trainer request of one run. */
 function trainRequest(
   exp: Experiment,
@@ -566,7 +654,7 @@ function trainRequest(
   ];
   for (const [from, to] of map) if (t[from] !== undefined) req[to] = t[from];
   if (run.spec.kind === "oracle") req.oracle_lambda = run.spec.lambda;
-  if (run.spec.kind === "mtl-monkey" || run.spec.kind === "mtl-shuffled") {
+  if (run.spec.kind.startsWith("mtl")) {
     req.neural_targets = { ref: targets.get(predictorName(exp, run.spec)) };
     if (run.ratio !== undefined) req.neural_ratio = run.ratio;
     if (run.spec.kind === "mtl-shuffled") req.shuffle_seed = run.spec.shuffleSeed;
