@@ -1,16 +1,18 @@
 /**
  * The whole study end to end at smoke scale: experiments/smoke.json through real service
- * processes (neural-predictor, classifier-trainer, evaluator, corruption-generator; one process
- * each, loopback, one file store). Checks the results (every model scored, Baseline = 100%,
- * intervals around the values, the npy arrays), the report (every figure drawn as SVG in headless
- * Chromium, no console errors), and that a second run of the finished experiment does no work:
- * every step comes from the store.
+ * processes (neural-predictor, classifier-trainer, evaluator, corruption-generator, reconstructor,
+ * saliency-scorer; one process each, loopback, one file store). Checks the results (every model
+ * scored, MTL-Oracle included, Baseline = 100%, intervals around the values, the npy arrays), the
+ * analyses (Fig. 5 reconstructions within their budgets, Fig. 7 rho_bar per image), the report
+ * (every figure drawn in headless Chromium: SVGs, and the analyses' PNGs decoded; no console
+ * errors), and that a second run of the finished experiment does no work: every step comes from
+ * the store.
  */
 import { assert, assertEquals } from "./assert.ts";
 import { readNpy } from "../core/io/npy.ts";
 import { loadExperiment } from "../clients/ts/experiment.ts";
 import { runPipeline } from "../clients/ts/pipeline.ts";
-import { FIGURE_IDS } from "../clients/ts/report/report.ts";
+import { ANALYSIS_FIGURE_IDS, FIGURE_IDS } from "../clients/ts/report/report.ts";
 import { startCluster } from "../clients/ts/lib/cluster.ts";
 import { openInChromium } from "../clients/ts/report/browser_check.ts";
 
@@ -20,7 +22,14 @@ Deno.test("pipeline: smoke.json end to end through service processes; a re-run i
   const dir = await Deno.makeTempDir({ prefix: "cotrain-e2e-" });
   const store = `file://${dir}/store`;
   const cluster = await startCluster({
-    services: ["neural-predictor", "classifier-trainer", "corruption-generator", "evaluator"],
+    services: [
+      "neural-predictor",
+      "classifier-trainer",
+      "corruption-generator",
+      "evaluator",
+      "reconstructor",
+      "saliency-scorer",
+    ],
     store,
     logDir: `${dir}/logs`,
     corruptionViaService: true,
@@ -32,6 +41,8 @@ Deno.test("pipeline: smoke.json end to end through service processes; a re-run i
       neuralPredictor: cluster.address("neural-predictor"),
       classifierTrainer: cluster.address("classifier-trainer"),
       evaluator: cluster.addresses("evaluator"),
+      reconstructor: cluster.address("reconstructor"),
+      saliencyScorer: cluster.address("saliency-scorer"),
     };
     const first = await runPipeline(exp, {
       outDir: `${dir}/run1`,
@@ -108,11 +119,47 @@ Deno.test("pipeline: smoke.json end to end through service processes; a re-run i
       assert(html.slice(at, at + 400).includes("<svg"), `${id} holds no svg`);
     }
 
+    // the analyses: Fig. 5 (1 image, 2 budgets, 5 networks) and Fig. 7 (2 images, 3 networks)
+    const rec = r.analyses!.reconstruction!;
+    assertEquals(rec.images.length, 1);
+    assertEquals(rec.budgets, [5, 15]);
+    assertEquals(rec.models.map((m) => m.name), [
+      "Baseline",
+      "MTL-Monkey 1:2",
+      "MTL-Shuffled",
+      "Oracle",
+      "MTL-Oracle",
+    ]);
+    assertEquals(rec.models.map((m) => m.optimizer), ["adam", "sgd", "sgd", "adam", "sgd"]);
+    for (const m of rec.models) {
+      m.norms[0].forEach((v, b) => assert(v <= rec.budgets[b] * (1 + 1e-4), `${m.name}: ${v}`));
+      for (const l of m.final_losses[0]) assert(Number.isFinite(l), `${m.name} loss`);
+    }
+    assertEquals(rec.figures.length, 1);
+    const sal = r.analyses!.saliency!;
+    assertEquals(sal.images.length, 2);
+    assertEquals(sal.models.map((m) => m.name), ["Baseline", "MTL-Monkey 1:2", "Oracle"]);
+    for (const v of sal.rho_original) assert(v > 0 && v < 1, `rho ${v}`);
+    for (const m of sal.models) {
+      assertEquals(m.rho_bar.length, 2);
+      for (const v of m.rho_bar) assert(v === null || (v >= -1 - 1e-6 && v <= 1 + 1e-6), `${v}`);
+    }
+    assert(sal.figure !== null, sal.note);
+    const png = await Deno.readFile(`${dir}/run1/fig7.png`);
+    assertEquals([...png.subarray(1, 4)], [80, 78, 71]); // "PNG"
+    await Deno.stat(`${dir}/run1/fig5-0.png`);
+
     // ... and it loads in a browser without errors, every figure drawn
     const page = await openInChromium(`file://${first.reportPath}`);
     assertEquals(page.errors, []);
-    assertEquals(page.figures.map((f) => f.id), [...FIGURE_IDS]);
-    for (const f of page.figures) assert(f.svgs === 1 && f.width > 100, `${f.id} not drawn`);
+    assertEquals(page.figures.map((f) => f.id), [...FIGURE_IDS, ...ANALYSIS_FIGURE_IDS]);
+    for (const f of page.figures) {
+      if ((FIGURE_IDS as readonly string[]).includes(f.id)) {
+        assert(f.svgs === 1 && f.width > 100, `${f.id} not drawn`);
+      } else {
+        assert(f.imgs >= 1 && f.imgsLoaded === f.imgs && f.width > 100, `${f.id} not drawn`);
+      }
+    }
 
     // the same experiment again: no work, every step from the store, the same numbers
     const second = await runPipeline(exp, {

@@ -99,6 +99,12 @@ export async function main(args: string[]): Promise<number> {
         neuralPredictor: cluster.address("neural-predictor"),
         classifierTrainer: cluster.address("classifier-trainer"),
         evaluator: cluster.addresses("evaluator"),
+        ...(missing.includes("reconstructor")
+          ? {}
+          : { reconstructor: cluster.address("reconstructor") }),
+        ...(missing.includes("saliency-scorer")
+          ? {}
+          : { saliencyScorer: cluster.address("saliency-scorer") }),
       },
       progress: !values["no-progress"],
       log: (l) => console.error(l),

@@ -188,9 +188,8 @@ const Evaluation = z.strictObject({
 });
 
 /**
- * The analyses of issue 8 (norm-constrained reconstruction and the saliency norm ratio). Their
- * services are built separately; the slot is typed now so experiment files can carry the settings,
- * and the report gains their figures once the pipeline runs them.
+ * The analyses of issue 8 (norm-constrained reconstruction, Fig. 5, and the salient-norm ratio,
+ * Fig. 7), run by the pipeline through the reconstructor and saliency-scorer (clients/ts/analyses.ts).
  */
 const Analyses = z.strictObject({
   reconstruction: z.strictObject({
@@ -204,13 +203,26 @@ const Analyses = z.strictObject({
     /** Noise added to the target images (std in normalised units). */
     noise: nonNegative().default(0),
     spectralControl: z.boolean().default(true),
+    /** Optimiser (default: SGD for MTL networks, Adam for Baseline and Oracle, as the paper). */
+    optimizer: z.enum(["sgd", "adam"], { error: "expected sgd or adam" }).optional(),
+    /** Learning rate (default: the reconstructor's, 5 for SGD and 0.01 for Adam). */
+    lr: positive().optional(),
     seed: seed().default(0),
   }).optional(),
   saliency: z.strictObject({
+    /** Model names (default: Baseline, the first MTL-Monkey, Oracle: Fig. 7's three). */
     models: z.array(z.string().min(1)).min(1).optional(),
     images: int(1).default(70),
     /** Cumulative density of the salient mask. */
-    mass: z.number().gt(0).lt(1).default(0.7),
+    mass: z.number({ error: "expected a number in (0, 1)" })
+      .gt(0, { error: "expected a number in (0, 1)" })
+      .lt(1, { error: "expected a number in (0, 1)" }).default(0.7),
+    /** Norm budget of the reconstructions scored (default: the smallest reconstruction budget, else 5). */
+    budget: positive().optional(),
+    /** Optimisation steps and layer (default: the reconstruction analysis', else 8000, conv3_1). */
+    steps: int(1).optional(),
+    layer: z.string().min(1).optional(),
+    optimizer: z.enum(["sgd", "adam"], { error: "expected sgd or adam" }).optional(),
     seed: seed().default(0),
   }).optional(),
 }).prefault({});
@@ -221,6 +233,8 @@ const Services = z.strictObject({
   classifierTrainer: z.string().min(1).optional(),
   /** A list of host:port (one per replica) or one dns:///name:port target. */
   evaluator: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  reconstructor: z.string().min(1).optional(),
+  saliencyScorer: z.string().min(1).optional(),
 }).prefault({});
 
 /** The experiment file's schema. */
@@ -368,6 +382,18 @@ function crossChecks(exp: Experiment): string[] {
   });
   if (!exp.models.some((m) => m.kind === "baseline")) {
     problems.push("models: the Baseline is the reference of every score: add a baseline model");
+  }
+  const classifierNames = new Set(classifierRuns(exp).map((r) => r.name));
+  for (const a of ["reconstruction", "saliency"] as const) {
+    exp.analyses[a]?.models?.forEach((name, j) => {
+      if (!classifierNames.has(name)) {
+        problems.push(
+          `analyses.${a}.models[${j}]: no classifier named ${name} (${
+            [...classifierNames].join(", ")
+          })`,
+        );
+      }
+    });
   }
   for (const [j, c] of (exp.evaluation.figureCorruptions ?? []).entries()) {
     if (!exp.evaluation.corruptions.includes(c)) {

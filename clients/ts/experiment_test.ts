@@ -192,3 +192,36 @@ async function assertThrowsAsync(fn: () => Promise<unknown>, includes: string): 
   }
   throw new Error("did not throw");
 }
+
+Deno.test("experiment: analyses name trained classifiers; their settings are checked", () => {
+  const p = problems({
+    ...MIN,
+    models: [...MIN.models, { kind: "mtl-monkey", ratios: ["1:2", "1:1"] }],
+    analyses: {
+      reconstruction: { models: ["Baseline", "MTL-Monkey"], budgets: [5, 0], optimizer: "lbfgs" },
+      saliency: { models: ["MTL-Monkey 1:2", "Monkey Predictor"], mass: 1.5 },
+    },
+  });
+  assertEquals(p, [
+    "analyses.reconstruction.budgets[1]: expected a number > 0",
+    "analyses.reconstruction.optimizer: expected sgd or adam",
+    "analyses.saliency.mass: expected a number in (0, 1)",
+  ]);
+  const q = problems({
+    ...MIN,
+    models: [...MIN.models, { kind: "mtl-monkey", ratios: ["1:2", "1:1"] }],
+    analyses: {
+      reconstruction: { models: ["Baseline", "MTL-Monkey"] },
+      saliency: { models: ["MTL-Monkey 1:2", "Monkey Predictor"] },
+    },
+  });
+  assertEquals(q, [
+    "analyses.reconstruction.models[1]: no classifier named MTL-Monkey (Baseline, " +
+    "MTL-Monkey 1:2, MTL-Monkey 1:1)",
+    "analyses.saliency.models[1]: no classifier named Monkey Predictor (Baseline, " +
+    "MTL-Monkey 1:2, MTL-Monkey 1:1)",
+  ]);
+  const ok = parseExperiment({ ...MIN, analyses: { saliency: {} } });
+  assertEquals(ok.analyses.saliency!.images, 70);
+  assertEquals(ok.analyses.saliency!.budget, undefined); // the reconstruction's smallest, else 5
+});

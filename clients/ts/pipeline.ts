@@ -6,11 +6,16 @@
  *    training images go into the shared object store (content-addressed keys);
  * 2. neural-predictor `Train` (the Monkey Predictor), then `PredictDataset` on the training images:
  *    the co-training targets;
- * 3. classifier-trainer `Train` for every model x ratio x seed (Oracle: stage 1, then stage 2);
+ * 3. classifier-trainer `Train` for every model x ratio x seed (Oracle: stage 1, then stage 2;
+ *    MTL-Oracle after its Oracle: neural-predictor `Train` of a readout on the frozen Oracle's
+ *    conv3_1 (`frozen_trunk_uri`), `PredictDataset` on the training images, then MTL training);
  * 4. evaluator `EvaluateShard` for every classifier x (clean + corruption x severity), spread over
  *    the evaluator replicas by `runShards`;
  * 5. evaluator `Score` (per model, and per trained network for the Fig. 3C regression);
- * 6. results (results.json, accuracy.npy, robustness.npy) and report.html in the run folder.
+ * 6. the declared analyses (clients/ts/analyses.ts): reconstructor `Reconstruct` and
+ *    `SpectralControl` (Fig. 5), saliency-scorer `NormRatio` (Fig. 7);
+ * 7. results (results.json, accuracy.npy, robustness.npy, fig5-<i>.png, fig7.png) and report.html
+ *    in the run folder.
  *
  * Every step is idempotent in the services (results stored under the request's content key), so a
  * re-run of a finished experiment does no training or evaluation work: every step reports
@@ -21,7 +26,8 @@
  * ```
  * Service addresses: the experiment's `services`, else COTRAIN_NEURAL_PREDICTOR_ADDR,
  * COTRAIN_CLASSIFIER_TRAINER_ADDR, COTRAIN_EVALUATOR_ADDR (comma-separated replicas or a
- * dns:/// name), else the default loopback ports 50051, 50052, 50054.
+ * dns:/// name), COTRAIN_RECONSTRUCTOR_ADDR, COTRAIN_SALIENCY_SCORER_ADDR, else the default
+ * loopback ports 50051, 50052, 50054, 50055, 50056.
  * @module
  */
 import cliProgress from "cli-progress";
@@ -59,6 +65,14 @@ import {
   type ScoreResponse,
 } from "./lib/shards_types.ts";
 import { renderReport } from "./report/report.ts";
+import {
+  type AnalysesOutcome,
+  analysisNetworks,
+  RECONSTRUCTOR_DEFAULT_PORT,
+  runAnalyses,
+  SALIENCY_DEFAULT_PORT,
+} from "./analyses.ts";
+import { Buffer } from "node:buffer";
 
 const NEURAL_PREDICTOR_PROTO = "cotrain/v1/neural_predictor.proto";
 const NEURAL_PREDICTOR_SERVICE = "cotrain.v1.NeuralPredictor";
@@ -71,6 +85,9 @@ export interface ServiceTargets {
   classifierTrainer: string;
   /** host:port per replica, or one dns:/// target. */
   evaluator: string | string[];
+  /** The analysis services (needed only when the experiment declares analyses). */
+  reconstructor?: string;
+  saliencyScorer?: string;
 }
 
 /** One step the pipeline ran, and whether the store already held its result. */
@@ -127,7 +144,9 @@ export interface PipelineResults {
   runScores: ScoreResponse | null;
   /** Fig. 3C regressions (robustness ~ clean accuracy + FEV) per MTL kind with enough models. */
   regressions: { group: string; fit: Omit<OlsFit, "residuals" | "fitted"> | null; note: string }[];
-  /** Analyses configured in the experiment that this pipeline does not run yet. */
+  /** The analyses' outcomes (Fig. 5 and Fig. 7), when the experiment declares them. */
+  analyses?: AnalysesOutcome;
+  /** Analyses configured in the experiment that this pipeline did not run (none since issue 8). */
   pendingAnalyses: string[];
 }
 
@@ -177,6 +196,10 @@ export function resolveTargets(
     evaluator: typeof ev === "string" && !ev.includes(":///") && ev.includes(",")
       ? ev.split(",").map((s) => s.trim())
       : ev,
+    reconstructor: exp.services.reconstructor ?? env.COTRAIN_RECONSTRUCTOR_ADDR ??
+      `127.0.0.1:${RECONSTRUCTOR_DEFAULT_PORT}`,
+    saliencyScorer: exp.services.saliencyScorer ?? env.COTRAIN_SALIENCY_SCORER_ADDR ??
+      `127.0.0.1:${SALIENCY_DEFAULT_PORT}`,
   };
 }
 
@@ -245,10 +268,7 @@ export async function runPipeline(
     log(`${r.cached ? "cached " : "done   "} ${name} (${rec.seconds.toFixed(1)} s)`);
     return r.value;
   };
-  const skip = (kind: string, name: string, note: string) => {
-    steps.push({ kind, name, cached: true, skipped: true, seconds: 0, note });
-    log(`skipped ${name}: ${note}`);
-  };
+
 
   const np = new RpcClient({
     protoFiles: [NEURAL_PREDICTOR_PROTO],
@@ -549,12 +569,20 @@ export async function runPipeline(
     }
     const regressions = fig3cRegressions(classifiers, runScores);
 
-    // 6. analyses (issue 8) -------------------------------------------------------------------
-    const pendingAnalyses = Object.entries(exp.analyses).filter(([, v]) => v !== undefined)
-      .map(([k]) => k);
-    for (const a of pendingAnalyses) {
-      skip("analysis", a, "its service is not wired into the pipeline yet");
-    }
+    // 6. analyses (issue 8): reconstructions (Fig. 5) and salient-norm ratios (Fig. 7) ---------
+    const analyses = await runAnalyses({
+      exp,
+      dsUri,
+      store,
+      networks: analysisNetworks(classifiers),
+      targets: {
+        reconstructor: options.targets.reconstructor ?? `127.0.0.1:${RECONSTRUCTOR_DEFAULT_PORT}`,
+        saliencyScorer: options.targets.saliencyScorer ?? `127.0.0.1:${SALIENCY_DEFAULT_PORT}`,
+      },
+      step,
+      bar: (name, total, unit) => bars.start(name, total, unit),
+    });
+    const pendingAnalyses: string[] = [];
 
     // 7. results and report ------------------------------------------------------------------
     const results: PipelineResults = {
@@ -566,11 +594,13 @@ export async function runPipeline(
       scores,
       runScores,
       regressions,
+      analyses,
       pendingAnalyses,
     };
     const resultsPath = `${options.outDir}/results.json`;
     await Deno.writeTextFile(resultsPath, JSON.stringify(results, nanToNull, 2) + "\n");
     await writeArrays(options.outDir, results);
+    await writeFigurePngs(options.outDir, analyses);
     const reportPath = `${options.outDir}/report.html`;
     await Deno.writeTextFile(reportPath, await renderReport(results));
     bars.stop();
@@ -821,6 +851,15 @@ function fig3cRegressions(
     }
   }
   return out;
+}
+
+/** Fig. 5 (fig5-<i>.png, one per image) and Fig. 7 (fig7.png) next to report.html. */
+async function writeFigurePngs(dir: string, a: AnalysesOutcome): Promise<void> {
+  const b64 = (s: string) => Uint8Array.from(Buffer.from(s, "base64"));
+  for (const [i, png] of (a.reconstruction?.figures ?? []).entries()) {
+    await Deno.writeFile(`${dir}/fig5-${i}.png`, b64(png));
+  }
+  if (a.saliency?.figure) await Deno.writeFile(`${dir}/fig7.png`, b64(a.saliency.figure));
 }
 
 /** Writes accuracy.npy [models, corruptions, severities] and robustness.npy [models, groups, 3]. */

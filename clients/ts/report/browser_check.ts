@@ -1,7 +1,8 @@
 /**
  * Opens a page in Debian's headless Chromium over the DevTools protocol and reports what a
  * person would see go wrong: console errors, uncaught exceptions, failed loads, and the size of
- * every report figure (`figure.figure` holding an `<svg>`). Tests use it on report.html; so can a
+ * every report figure (`figure.figure` holding an `<svg>`, or PNG `<img>`s: whether they decoded).
+ * Tests use it on report.html; so can a
  * person: `deno run -A clients/ts/report/browser_check.ts runs/demo/report.html`.
  *
  * Chromium is `/usr/bin/chromium` (`apt-get install chromium`) unless `$CHROMIUM` names another.
@@ -24,7 +25,19 @@ export const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
 /** What the browser saw. */
 export interface PageReport {
   errors: string[];
-  figures: { id: string; svgs: number; width: number; height: number; marks: number }[];
+  /**
+   * Every `figure.figure`: its SVGs and their marks, its images (and how many decoded); width
+   * and height are the SVG's box, else the first decoded image's.
+   */
+  figures: {
+    id: string;
+    svgs: number;
+    width: number;
+    height: number;
+    marks: number;
+    imgs: number;
+    imgsLoaded: number;
+  }[];
   title: string;
 }
 
@@ -125,9 +138,13 @@ export async function openInChromium(url: string): Promise<PageReport> {
         title: document.title,
         figures: [...document.querySelectorAll("figure.figure")].map((f) => {
           const svg = f.querySelector("svg");
-          const box = svg ? svg.getBoundingClientRect() : { width: 0, height: 0 };
+          const imgs = [...f.querySelectorAll("img")];
+          const loaded = imgs.filter((i) => i.complete && i.naturalWidth > 0);
+          const el = svg ?? loaded[0];
+          const box = el ? el.getBoundingClientRect() : { width: 0, height: 0 };
           return { id: f.id, svgs: f.querySelectorAll("svg").length, width: box.width, height: box.height,
-                   marks: svg ? svg.querySelectorAll("path, rect, line").length : 0 };
+                   marks: svg ? svg.querySelectorAll("path, rect, line").length : 0,
+                   imgs: imgs.length, imgsLoaded: loaded.length };
         }),
       })`,
       returnByValue: true,

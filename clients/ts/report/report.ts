@@ -1,6 +1,6 @@
 /**
- * report.html of a pipeline run: one self-contained page (inline SVG figures, no scripts) with the
- * paper's figures and tables:
+ * report.html of a pipeline run: one self-contained page (inline SVG and PNG figures, no
+ * scripts) with the paper's figures and tables:
  *
  * - Fig. 2: accuracy vs severity for the chosen corruptions;
  * - Fig. 3A/B: robustness per category and in total (Baseline = 100%) with bootstrap intervals;
@@ -10,7 +10,14 @@
  * - a table of clean accuracy, neural predictivity, scores and mCE per model; the Monkey
  *   Predictor's FEVe on held-out V1 data; the steps the pipeline ran (and which were cached).
  *
- * Every figure is a `<figure class="figure" id="...">` holding one `<svg>`.
+ * - Fig. 5 (when the experiment declares `analyses.reconstruction`): norm-constrained
+ *   reconstructions, a row per network, columns the original, each budget and the spectral
+ *   controls, one PNG per image, with a table of the reconstructions' norms and losses;
+ * - Fig. 7 (`analyses.saliency`): the salient-norm ratio rho_bar per image, MTL-Monkey against
+ *   Baseline and Oracle, with the diagonal (a PNG).
+ *
+ * Every figure is a `<figure class="figure" id="...">` holding one `<svg>` (Fig. 2, 3A-C) or
+ * PNG `<img>`s as data: URLs (Fig. 5, 7), so the page stays one self-contained file.
  *
  * @example
  * ```ts ignore
@@ -34,8 +41,13 @@ import {
   type ScorePoint,
 } from "./figures.ts";
 
-/** The ids of the figures a complete report holds. */
+/** The ids of the figures a complete report holds (each an SVG). */
 export const FIGURE_IDS = ["fig2", "fig3a", "fig3b", "fig3c"] as const;
+/**
+ * The ids of the analyses' figures (PNG images, as data: URLs), present when the experiment
+ * declares the analyses: Fig. 5 (reconstruction) and Fig. 7 (saliency).
+ */
+export const ANALYSIS_FIGURE_IDS = ["fig5", "fig7"] as const;
 
 const CATEGORY_ORDER = ["noise", "blur", "weather", "digital"];
 
@@ -146,6 +158,73 @@ function figure(id: string, title: string, svg: string, caption: string): string
     `</figcaption></figure>`;
 }
 
+function pngImg(b64: string, alt: string): string {
+  return `<img src="data:image/png;base64,${b64}" alt="${esc(alt)}">`;
+}
+
+/** Fig. 5 and Fig. 7 (PNG images from core/analysis/figures.ts), when the analyses ran. */
+function analysisFigures(r: PipelineResults): string[] {
+  const out: string[] = [];
+  const rec = r.analyses?.reconstruction;
+  if (rec && rec.figures.length) {
+    const withControls = r.experiment.analyses.reconstruction?.spectralControl ?? false;
+    const imgs = rec.figures.map((b64, i) =>
+      `<div class="panel">${
+        pngImg(b64, `Fig. 5: reconstructions of test image ${rec.images[i]}`)
+      }<br><small>test image ${rec.images[i]}, ||x0|| = ${
+        num(rec.target_norms[i], 1)
+      }</small></div>`
+    ).join("");
+    const normRows = rec.models.map((m) =>
+      `<tr><td>${esc(m.name)}</td><td>${esc(m.optimizer)}</td>${
+        rec.budgets.map((_, b) => {
+          const mean = (a: number[][]) => a.reduce((s, row) => s + row[b], 0) / a.length;
+          return `<td>${num(mean(m.norms), 2)}</td><td>${num(mean(m.final_losses), 4)}</td>`;
+        }).join("")
+      }</tr>`
+    ).join("\n");
+    const normTable = `<table id="fig5-norms"><thead><tr><th>model</th><th>optimiser</th>${
+      rec.budgets.map((b) => `<th>||x*|| (r = ${b})</th><th>loss (r = ${b})</th>`).join("")
+    }</tr></thead><tbody>${normRows}</tbody></table>`;
+    out.push(figure(
+      "fig5",
+      "Fig. 5 — norm-constrained reconstructions",
+      imgs + normTable,
+      `Reconstructions x* = argmin ||f(x) − f(x0)||² subject to ||x||₂ ≤ r from ${
+        esc(rec.layer)
+      } of each network (${rec.steps} steps, seeded random start). Rows, top to bottom: ${
+        rec.models.map((m) => esc(`${m.name} #${m.seed}`)).join(", ")
+      }. Columns: the original, the reconstruction at r = ${rec.budgets.join(", ")}${
+        withControls
+          ? `, then the spectral control of each (the original's Fourier phase with the ` +
+            `reconstruction's amplitude, the same norm)`
+          : ""
+      }. Each cell is stretched to its own range. The table: mean ||x*|| and final layer loss ` +
+        `over the images.`,
+    ));
+  }
+  const sal = r.analyses?.saliency;
+  if (sal && sal.figure) {
+    const means = sal.models.map((m) => `${esc(m.name)} ${num(m.mean_rho_bar ?? NaN, 3)}`)
+      .join(", ");
+    out.push(figure(
+      "fig7",
+      "Fig. 7 — salient-norm ratio per image",
+      pngImg(sal.figure, "Fig. 7: rho_bar per image, MTL-Monkey against Baseline and Oracle"),
+      `ρ̄ = (ρ(I<sub>r</sub>) − ρ(I<sub>o</sub>)) / (1 − ρ(I<sub>o</sub>)), ρ(I) the share of ` +
+        `||I||² on the original's salient pixels (spectral-residual saliency, mask at ` +
+        `cumulative mass ${sal.mass}), for reconstructions at r = ${sal.budget} from ${
+          esc(sal.layer)
+        } (${sal.steps} steps) of ${sal.images.length} test images. One dot per image; ` +
+        `${esc(sal.note)}; axes −1..1, the diagonal y = x: dots above it are images whose ` +
+        `MTL reconstruction keeps more of its norm on the salient pixels. Mean ρ̄: ${means}.`,
+    ));
+  } else if (sal) {
+    out.push(`<p>Fig. 7 not drawn: ${esc(sal.note)}.</p>`);
+  }
+  return out;
+}
+
 /** Renders the report page of a pipeline run. */
 export async function renderReport(r: PipelineResults): Promise<string> {
   const d = figureData(r);
@@ -189,6 +268,8 @@ export async function renderReport(r: PipelineResults): Promise<string> {
       `robustness ~ b0 + b1·clean accuracy + b2·predictivity of each group, drawn at the group's ` +
       `mean clean accuracy. ${regNotes || "No co-trained networks in this experiment."}`,
   ));
+
+  figs.push(...analysisFigures(r));
 
   const scoreRows = (r.scores?.models ?? []).map((m) => {
     const cs = r.classifiers.filter((c) => c.name === m.name);
@@ -269,6 +350,7 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 small { color: #666; }
+.panel { display: inline-block; margin: 0 1em 1em 0; vertical-align: top; }
 </style></head>
 <body>
 <h1>cotrain: ${esc(exp.name)}</h1>
