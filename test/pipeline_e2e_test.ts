@@ -11,7 +11,9 @@
 import { assert, assertEquals } from "./assert.ts";
 import { readNpy } from "../core/io/npy.ts";
 import { loadExperiment } from "../clients/ts/experiment.ts";
-import { runPipeline } from "../clients/ts/pipeline.ts";
+import { datasetUri, runPipeline } from "../clients/ts/pipeline.ts";
+import { analysisNetworks, runAnalyses } from "../clients/ts/analyses.ts";
+import { openStore } from "../platform/store/mod.ts";
 import { ANALYSIS_FIGURE_IDS, FIGURE_IDS } from "../clients/ts/report/report.ts";
 import { startCluster } from "../clients/ts/lib/cluster.ts";
 import { openInChromium } from "../clients/ts/report/browser_check.ts";
@@ -160,6 +162,28 @@ Deno.test("pipeline: smoke.json end to end through service processes; a re-run i
         assert(f.imgs >= 1 && f.imgsLoaded === f.imgs && f.width > 100, `${f.id} not drawn`);
       }
     }
+
+    // bad analysis input: an unknown layer is INVALID_ARGUMENT naming the field and listing the
+    // layers; the reconstructor keeps serving (the re-run below reads its stored results)
+    let bad: Error | undefined;
+    try {
+      await runAnalyses({
+        exp: {
+          ...exp,
+          analyses: { reconstruction: { ...exp.analyses.reconstruction!, layer: "conv9_9" } },
+        },
+        dsUri: datasetUri(exp),
+        store: openStore(store),
+        networks: analysisNetworks(r.classifiers),
+        targets: { reconstructor: targets.reconstructor, saliencyScorer: targets.saliencyScorer },
+        step: async (_k, _n, fn) => (await fn()).value,
+        bar: () => ({ update() {}, stop() {} }),
+      });
+    } catch (err) {
+      bad = err as Error;
+    }
+    assertEquals((bad as { code?: string } | undefined)?.code, "INVALID_ARGUMENT", bad?.message);
+    assert(/layer/.test(bad!.message) && bad!.message.includes("conv3_1"), bad!.message);
 
     // the same experiment again: no work, every step from the store, the same numbers
     const second = await runPipeline(exp, {

@@ -269,7 +269,6 @@ export async function runPipeline(
     return r.value;
   };
 
-
   const np = new RpcClient({
     protoFiles: [NEURAL_PREDICTOR_PROTO],
     service: NEURAL_PREDICTOR_SERVICE,
