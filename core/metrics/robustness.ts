@@ -28,32 +28,18 @@
  */
 import { CoreError } from "../errors.ts";
 import { rngFor } from "../random.ts";
+import { GROUPS, PAPER_14 } from "../corruptions/presets.ts";
 
-/** The paper's 14 corruptions (ImageNet-C without glass_blur). */
-export const PAPER_CORRUPTIONS: readonly string[] = [
-  "gaussian_noise",
-  "shot_noise",
-  "impulse_noise",
-  "defocus_blur",
-  "motion_blur",
-  "zoom_blur",
-  "snow",
-  "frost",
-  "fog",
-  "brightness",
-  "contrast",
-  "elastic_transform",
-  "pixelate",
-  "jpeg_compression",
-];
+/** The paper's 14 corruptions (ImageNet-C without glass_blur): core/corruptions' list. */
+export const PAPER_CORRUPTIONS: readonly string[] = PAPER_14;
 
-/** The paper's categories (SPEC.md section 5). */
-export const CATEGORIES: Readonly<Record<string, readonly string[]>> = {
-  noise: ["gaussian_noise", "shot_noise", "impulse_noise"],
-  blur: ["defocus_blur", "motion_blur", "zoom_blur"],
-  weather: ["snow", "frost", "fog", "brightness"],
-  digital: ["contrast", "elastic_transform", "pixelate", "jpeg_compression"],
-};
+/** The paper's categories (SPEC.md section 5): the ImageNet-C groups without glass_blur. */
+export const CATEGORIES: Readonly<Record<string, readonly string[]>> = Object.fromEntries(
+  (["noise", "blur", "weather", "digital"] as const).map((g) => [
+    g,
+    GROUPS[g].filter((c) => PAPER_14.includes(c)),
+  ]),
+);
 
 /** Per-image correctness of one shard (1 = right). */
 export interface ShardCorrectness {

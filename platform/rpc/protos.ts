@@ -68,3 +68,21 @@ function isService(x: unknown): boolean {
   const first = Object.values(x)[0] as { path?: unknown } | undefined;
   return typeof first?.path === "string";
 }
+
+/**
+ * A proto3 `optional` field's value when the caller set it, else undefined (proto-loader with
+ * `oneofs: true` marks a set optional field in `_<name>`).
+ *
+ * @example
+ * ```ts
+ * import { optionalField } from "./protos.ts";
+ * console.log(optionalField<number>({ lr: 0.1, _lr: "lr" }, "lr")); // 0.1
+ * console.log(optionalField<number>({ lr: 0 }, "steps")); // undefined
+ * ```
+ */
+export function optionalField<T>(req: Record<string, unknown>, name: string): T | undefined {
+  const v = req[name];
+  if (v === undefined || v === null) return undefined;
+  if (`_${name}` in req && req[`_${name}`] !== name) return undefined;
+  return v as T;
+}

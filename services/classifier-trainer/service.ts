@@ -42,6 +42,7 @@ import {
 } from "../../platform/tensor/tensor.ts";
 import { loadDataset } from "../../core/data/datasets.ts";
 import { storeCache } from "../../platform/store/cache.ts";
+import { optionalField } from "../../platform/rpc/protos.ts";
 
 /** Fully qualified service name. */
 export const CLASSIFIER_SERVICE = "cotrain.v1.ClassifierTrainer";
@@ -83,13 +84,7 @@ export interface TrainRequestMsg {
   [k: string]: unknown;
 }
 
-/** A proto3 `optional` field's value when it was set (proto-loader marks it in `_<name>`). */
-function opt<T>(req: Record<string, unknown>, name: string): T | undefined {
-  const v = req[name];
-  if (v === undefined || v === null) return undefined;
-  if (`_${name}` in req && req[`_${name}`] !== name) return undefined;
-  return v as T;
-}
+const opt = optionalField;
 
 /** The request as the trainer's config input (no checks yet). */
 export function toConfigInput(req: TrainRequestMsg): TrainConfigInput {

@@ -35,6 +35,7 @@ import {
   type TensorOrRefMsg,
   type TensorRefMsg,
 } from "../../platform/tensor/tensor.ts";
+import { optionalField } from "../../platform/rpc/protos.ts";
 
 /** Fully qualified service name. */
 export const RECONSTRUCTOR_SERVICE = "cotrain.v1.Reconstructor";
@@ -85,13 +86,7 @@ export interface ReconstructRequestMsg {
   [k: string]: unknown;
 }
 
-/** A proto3 `optional` field's value when it was set. */
-function opt<T>(req: Record<string, unknown>, name: string): T | undefined {
-  const v = req[name];
-  if (v === undefined || v === null) return undefined;
-  if (`_${name}` in req && req[`_${name}`] !== name) return undefined;
-  return v as T;
-}
+const opt = optionalField;
 
 /** What result.json keeps (plain JSON; Tensor messages are made on the way out). */
 interface StoredResult {
