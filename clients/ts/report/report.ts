@@ -29,6 +29,7 @@
  */
 import type { ModelScoreMsg } from "../lib/shards_types.ts";
 import type { PipelineResults } from "../pipeline.ts";
+import { KIND_NAMES } from "../experiment.ts";
 import {
   type AccuracyPoint,
   accuracyVsSeveritySpec,
@@ -118,17 +119,13 @@ export function figureData(r: PipelineResults): {
     totals.push({ model: m.name, group: "total", ...m.robustness_total });
   }
   const runScores = new Map((r.runScores?.models ?? []).map((m) => [m.name, m]));
-  const groupOf: Record<string, string> = {
-    "mtl-monkey": "MTL-Monkey",
-    "mtl-shuffled": "MTL-Shuffled",
-  };
   const fev: FevPoint[] = [];
   for (const c of r.classifiers) {
     const s = runScores.get(`${c.name} #${c.seed}`) as ModelScoreMsg | undefined;
     if (!s || !Number.isFinite(c.fev) || c.fev === null) continue;
     fev.push({
       network: `${c.name} #${c.seed}`,
-      group: groupOf[c.kind] ?? c.kind,
+      group: KIND_NAMES[c.kind as keyof typeof KIND_NAMES] ?? c.kind,
       fev: c.fev,
       robustness: s.robustness_total.value,
       cleanAccuracy: s.clean_accuracy.value,
