@@ -23,12 +23,11 @@ import { fileURLToPath } from "node:url";
 import { initBackend } from "../core/engine/backend.ts";
 import { PAPER_CORRUPTIONS } from "../core/metrics/robustness.ts";
 import { FileStore } from "../platform/store/mod.ts";
-import { waitForServing } from "../platform/rpc/health.ts";
 import { type EvaluateShardRequest, runShards } from "../clients/ts/lib/shards.ts";
+import { type ServiceProcess, startService } from "../clients/ts/lib/cluster.ts";
 import { storeTinyClassifier } from "../test/fixtures/evaluator.ts";
 import { type BenchLine, type BenchOptions, round1 } from "./lib.ts";
 
-const MAIN = fileURLToPath(new URL("../services/evaluator/main.ts", import.meta.url));
 const PEER = fileURLToPath(new URL("../../shared/bench/python_sweep.py", import.meta.url));
 
 /** Test images per shard (the sweep classifies 70 times as many). */
@@ -77,50 +76,22 @@ async function runPeer(python: string, images: number): Promise<{ peer: string; 
   return JSON.parse(lines[lines.length - 1]);
 }
 
-interface Replica {
-  address: string;
-  stop(): Promise<void>;
+/** One evaluator process on `storeUrl` (clients/ts/lib/cluster.ts), one onnxruntime thread. */
+async function startReplica(storeUrl: string, logDir: string, i: number): Promise<ServiceProcess> {
+  return await startService("evaluator", {
+    store: storeUrl,
+    logFile: `${logDir}/evaluator-${i}.log`,
+    replica: i,
+    env: { COTRAIN_EVAL_THREADS: "1" },
+    readyTimeoutMs: 60_000,
+  });
 }
 
-async function startReplica(storeUrl: string): Promise<Replica> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN],
-    env: {
-      COTRAIN_PORT: "0",
-      COTRAIN_STORE: storeUrl,
-      COTRAIN_LOG_LEVEL: "info",
-      COTRAIN_EVAL_THREADS: "1",
-    },
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  let address = "";
-  while (!address) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`evaluator exited before listening: ${buf.slice(-400)}`);
-    buf += value;
-    for (const line of buf.split("\n").slice(0, -1)) {
-      try {
-        const rec = JSON.parse(line);
-        if (rec.msg === "listening") address = String(rec.address);
-      } catch { /* not a log line */ }
-    }
-  }
-  (async () => {
-    while (!(await reader.read().catch(() => ({ done: true }))).done) { /* drain */ }
-  })();
-  await waitForServing(address, "", 60_000);
-  return {
-    address,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
-    },
-  };
+async function stopReplica(r: ServiceProcess): Promise<void> {
+  try {
+    r.child.kill("SIGTERM");
+  } catch { /* gone */ }
+  await r.exited;
 }
 
 /** Images per second of the whole sweep on `k` fresh replicas. */
@@ -132,12 +103,13 @@ async function sweepImgPerSec(
 ): Promise<number> {
   const dir = await Deno.makeTempDir({ prefix: "cotrain-bench-sweep-" });
   const store = new FileStore(`file://${dir}`);
-  const replicas: Replica[] = [];
+  const logDir = await Deno.makeTempDir({ prefix: "cotrain-bench-sweep-logs-" });
+  const replicas: ServiceProcess[] = [];
   try {
     const prefix = `jobs/classifier-train/${checkpoint.modelId}/`;
     await store.put(`${prefix}model.safetensors`, checkpoint.safetensors);
     await store.put(`${prefix}model.onnx`, checkpoint.onnx);
-    for (let i = 0; i < k; i++) replicas.push(await startReplica(store.url));
+    for (let i = 0; i < k; i++) replicas.push(await startReplica(store.url, logDir, i));
     const uri = datasetUri(images);
     const base = { model_id: checkpoint.modelId, dataset_uri: uri, limit: images };
     // warm every replica: image set and model loaded, onnxruntime session created
@@ -160,9 +132,10 @@ async function sweepImgPerSec(
     progress(`  ${k} replica(s): ${n} images in ${s.toFixed(2)} s (${[...engines].join(",")})`);
     return n / s;
   } finally {
-    for (const r of replicas) await r.stop();
+    for (const r of replicas) await stopReplica(r);
     await store.close();
     await Deno.remove(dir, { recursive: true });
+    await Deno.remove(logDir, { recursive: true });
   }
 }
 

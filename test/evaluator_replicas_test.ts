@@ -5,11 +5,9 @@
  * other), and the per-image results and the scores equal those of a one-replica run on a separate
  * store (reached through a `dns:///` target, the balanced single-channel path).
  */
-import { fileURLToPath } from "node:url";
 import { assert, assertEquals } from "./assert.ts";
 import { initBackend } from "../core/engine/backend.ts";
 import { RpcClient } from "../platform/rpc/client.ts";
-import { waitForServing } from "../platform/rpc/health.ts";
 import { FileStore } from "../platform/store/mod.ts";
 import { storeTinyClassifier } from "./fixtures/evaluator.ts";
 import {
@@ -19,10 +17,10 @@ import {
   EVALUATOR_SERVICE,
   runShards,
 } from "../clients/ts/lib/shards.ts";
+import { startService } from "../clients/ts/lib/cluster.ts";
 
 await initBackend("wasm");
 
-const MAIN = fileURLToPath(new URL("../services/evaluator/main.ts", import.meta.url));
 const DATASET =
   "builtin:image-set?classes=3&train_per_class=16&val_per_class=2&test_per_class=16&size=32&seed=4";
 
@@ -33,47 +31,23 @@ interface Replica {
   stop(signal?: Deno.Signal): Promise<void>;
 }
 
-async function startReplica(storeUrl: string): Promise<Replica> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN],
-    env: {
-      COTRAIN_PORT: "0",
-      COTRAIN_STORE: storeUrl,
-      COTRAIN_LOG_LEVEL: "info",
-      COTRAIN_EVAL_THREADS: "1",
-      COTRAIN_SHUTDOWN_GRACE_MS: "1000",
-    },
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  let address = "";
-  while (!address) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`evaluator exited before listening: ${buf}`);
-    buf += value;
-    for (const line of buf.split("\n").slice(0, -1)) {
-      try {
-        const rec = JSON.parse(line);
-        if (rec.msg === "listening") address = String(rec.address);
-      } catch { /* not a log line */ }
-    }
-  }
-  // keep draining the log so the child never blocks on a full pipe
-  (async () => {
-    while (!(await reader.read().catch(() => ({ done: true }))).done) { /* drain */ }
-  })();
-  await waitForServing(address, "", 30_000);
+/** One evaluator process on `storeUrl` (clients/ts/lib/cluster.ts), its log under `logDir`. */
+async function startReplica(storeUrl: string, logDir: string): Promise<Replica> {
+  const p = await startService("evaluator", {
+    store: storeUrl,
+    logFile: await Deno.makeTempFile({ dir: logDir, suffix: ".log" }),
+    env: { COTRAIN_EVAL_THREADS: "1", COTRAIN_SHUTDOWN_GRACE_MS: "1000" },
+    readyTimeoutMs: 30_000,
+  });
   return {
-    address,
-    pid: child.pid,
-    child,
+    address: p.address,
+    pid: p.pid,
+    child: p.child,
     async stop(signal: Deno.Signal = "SIGTERM") {
       try {
-        child.kill(signal);
+        p.child.kill(signal);
       } catch { /* already gone */ }
-      await child.status;
+      await p.exited;
     },
   };
 }
@@ -117,6 +91,7 @@ async function correctness(store: FileStore, results: EvaluateShardResponse[]) {
 Deno.test("replicas: a sweep survives a SIGKILLed replica and equals a one-replica run", async () => {
   const dir1 = await Deno.makeTempDir({ prefix: "cotrain-replicas-" });
   const dir2 = await Deno.makeTempDir({ prefix: "cotrain-replicas-" });
+  const logs = await Deno.makeTempDir({ prefix: "cotrain-replicas-logs-" });
   const store1 = new FileStore(`file://${dir1}`);
   const store2 = new FileStore(`file://${dir2}`);
   const started: Replica[] = [];
@@ -126,7 +101,10 @@ Deno.test("replicas: a sweep survives a SIGKILLed replica and equals a one-repli
     assertEquals(again.modelId, model.modelId); // seeded training: the same checkpoint bytes
     const shards = sweep(model.modelId);
 
-    const [a, b] = await Promise.all([startReplica(store1.url), startReplica(store1.url)]);
+    const [a, b] = await Promise.all([
+      startReplica(store1.url, logs),
+      startReplica(store1.url, logs),
+    ]);
     started.push(a, b);
     const retried: { index: number; target: string; code: unknown }[] = [];
     let killed = false;
@@ -158,7 +136,7 @@ Deno.test("replicas: a sweep survives a SIGKILLed replica and equals a one-repli
     }
 
     // one replica, a fresh store, reached through a dns:/// name
-    const c = await startReplica(store2.url);
+    const c = await startReplica(store2.url, logs);
     started.push(c);
     const port = c.address.split(":").pop();
     const single = await runShards(`dns:///localhost:${port}`, shards, { concurrency: 2 });
@@ -178,5 +156,6 @@ Deno.test("replicas: a sweep survives a SIGKILLed replica and equals a one-repli
     await store2.close();
     await Deno.remove(dir1, { recursive: true });
     await Deno.remove(dir2, { recursive: true });
+    await Deno.remove(logs, { recursive: true });
   }
 });
