@@ -40,7 +40,7 @@ if (import.meta.main) {
   const env = processEnv();
   const config = loadConfig(env, { defaultPort: DEFAULT_PORT });
   const maxSteps = maxStepsFrom(env);
-  await initBackend(config.backend);
+  const engine = await initBackend(config.backend);
   const store = openStore(config.store);
   await serve({
     name: "reconstructor",
@@ -53,5 +53,6 @@ if (import.meta.main) {
       }),
     },
     config,
+    info: { backend: engine.name },
   });
 }
