@@ -2,7 +2,8 @@
  * neural-predictor over real gRPC on loopback, with the Open Inference Protocol on the same port:
  * Train (streamed progress, artefacts, idempotent replay, resume after a killed run), Predict
  * (inline and by reference, tfjs and onnxruntime), OIP ModelInfer equal to Predict,
- * PredictDataset, Evaluate, and every bad-input path, after which the service still answers.
+ * PredictDataset, Evaluate (of predictors and of an MTL network's neural branch: the FEVe of
+ * Fig. 3C), and every bad-input path, after which the service still answers.
  */
 import { assert, assertClose, assertEquals, assertRejectsCode } from "./assert.ts";
 import { initBackend } from "../core/engine/backend.ts";
@@ -14,8 +15,18 @@ import {
   loadPredictor,
   predict,
 } from "../core/train/predictor.ts";
-import { createMtl, disposeMtl, mtlParams, sharedParamNames } from "../core/models/mtl.ts";
-import { saveMtlCheckpoint } from "../core/train/classifier_checkpoint.ts";
+import * as tf from "@tensorflow/tfjs-core";
+import {
+  createMtl,
+  disposeMtl,
+  mtlParams,
+  predictNeural,
+  sharedParamNames,
+} from "../core/models/mtl.ts";
+import { loadMtlCheckpoint, saveMtlCheckpoint } from "../core/train/classifier_checkpoint.ts";
+import { trainClassifier } from "../core/train/classifier.ts";
+import { loadDataset } from "../core/data/datasets.ts";
+import { fev } from "../core/metrics/neural.ts";
 import { RpcServer } from "../platform/rpc/server.ts";
 import { RpcClient } from "../platform/rpc/client.ts";
 import { FileStore } from "../platform/store/mod.ts";
@@ -151,6 +162,11 @@ async function train(
     }
   }
   return events;
+}
+
+/** An inline TensorOrRef. */
+function tensorMsg(t: HostTensor): TensorOrRefMsg {
+  return { inline: encodeTensor(t) } as TensorOrRefMsg;
 }
 
 function testImages(n = 5): Float32Array {
@@ -469,5 +485,184 @@ Deno.test("neural-predictor: Train on a classifier's frozen trunk (MTL-Oracle ta
     // the service still answers
     const again = await train(c.np, c.dataset, OPTIONS);
     assertEquals(again.at(-1)!.result!.state, "JOB_STATE_CACHED");
+  });
+});
+
+Deno.test("neural-predictor: Evaluate an MTL network's neural branch (Fig. 3C's FEVe)", async () => {
+  await withService(async (c) => {
+    // smoke-scale co-training as the pipeline runs it: a Monkey Predictor, its responses to the
+    // classification training images, an MTL network trained on them (classifier-trainer's code)
+    const pred = (await train(c.np, c.dataset, { ...OPTIONS, seed: 4 })).at(-1)!.result!;
+    const images = await loadDataset(
+      `builtin:image-set?classes=3&train_per_class=12&val_per_class=4&test_per_class=4` +
+        `&size=${SIZE}&seed=2`,
+    );
+    const tin = images.train.images;
+    const ref = await storeTensor(
+      { dtype: "uint8", shape: [...tin.shape], data: tin.data as Uint8Array },
+      c.store,
+      "data/train-images.bin",
+    );
+    const pd = await c.np.unary<{ responses: TensorRefMsg }>("PredictDataset", {
+      checkpoint_uri: pred.checkpoint.uri,
+      images: ref,
+    });
+    const targets = await resolveTensorRef(pd.responses, c.store, {
+      field: "responses",
+      dtypes: ["float32"],
+    });
+    const run = trainClassifier({
+      kind: "mtl-monkey",
+      width: 0.125,
+      maxEpochs: 2,
+      batchSize: 12,
+      neuralBatchSize: 12,
+      lr: 0.02,
+      headInitScale: 0.1,
+      seed: 1,
+    }, {
+      ...images,
+      targets: { neurons: SIM.arrays.responses.shape[2], data: targets.data as Float32Array },
+    });
+    let step = await run.next();
+    while (!step.done) step = await run.next();
+    const trained = step.value.model;
+    const mtlBytes = saveMtlCheckpoint(trained);
+    disposeMtl(trained);
+    const mtlUri = c.store.uri((await c.store.put("models/mtl.safetensors", mtlBytes)).key);
+
+    interface EvalRes {
+      metrics: { images: number; feve: number; fev: number; correlation_to_average: number };
+      model_name: string;
+      checkpoint_kind: string;
+      input_size: number;
+    }
+    const res = await c.np.unary<EvalRes>("Evaluate", {
+      checkpoint_uri: mtlUri,
+      dataset_uri: c.dataset,
+      input_size: SIZE,
+    });
+    const testRows = [...SIM.arrays.split.data].flatMap((s, i) => (s === 2 ? [i] : []));
+    assertEquals(res.checkpoint_kind, "mtl");
+    assertEquals(res.input_size, SIZE);
+    assert(res.model_name.startsWith("mtl-"), res.model_name);
+    assertEquals(res.metrics.images, testRows.length);
+    assert(Number.isFinite(res.metrics.feve) && res.metrics.feve !== 0, `${res.metrics.feve}`);
+
+    // the same number computed here: trunk -> readout in eval mode on the cropped, resized,
+    // normalised test images, FEVe from core/metrics
+    const [R, N, K] = SIM.arrays.responses.shape;
+    const x = toModelInput(SIM.arrays.images, { size: SIZE });
+    const per = SIZE * SIZE;
+    const xt = new Float32Array(testRows.length * per);
+    testRows.forEach((r, i) => xt.set(x.data.subarray(r * per, (r + 1) * per), i * per));
+    const resp = new Float32Array(R * testRows.length * K);
+    for (let r = 0; r < R; r++) {
+      testRows.forEach((row, i) =>
+        resp.set(
+          SIM.arrays.responses.data.subarray((r * N + row) * K, (r * N + row + 1) * K),
+          (r * testRows.length + i) * K,
+        )
+      );
+    }
+    const net = loadMtlCheckpoint(mtlBytes);
+    const y = predictNeural(net, tf.tensor4d(xt, [testRows.length, SIZE, SIZE, 1]), {
+      training: false,
+    });
+    const predictions = y.dataSync() as Float32Array;
+    y.dispose();
+    disposeMtl(net);
+    const want = fev(resp, predictions, [R, testRows.length, K]).meanFeve;
+    assertClose(res.metrics.feve, want, 1e-4);
+
+    // test images and responses inline give the same FEVe
+    const raw = SIM.arrays.images;
+    const [, H, W] = raw.shape;
+    const rawTest = new Float32Array(testRows.length * H * W); // gray in [0, 1]
+    const scale = raw.dtype === "uint8" ? 1 / 255 : 1;
+    testRows.forEach((r, i) => {
+      for (let j = 0; j < H * W; j++) rawTest[i * H * W + j] = raw.data[r * H * W + j] * scale;
+    });
+    const inline = await c.np.unary<EvalRes>("Evaluate", {
+      checkpoint_uri: mtlUri,
+      images: tensorMsg({ dtype: "float32", shape: [testRows.length, H, W], data: rawTest }),
+      responses: tensorMsg({ dtype: "float32", shape: [R, testRows.length, K], data: resp }),
+      input_size: SIZE,
+    });
+    assertClose(inline.metrics.feve, res.metrics.feve, 1e-5);
+    // input_size 0: the Tiny ImageNet side (64); the network is fully convolutional
+    const at64 = await c.np.unary<EvalRes>("Evaluate", {
+      checkpoint_uri: mtlUri,
+      dataset_uri: c.dataset,
+    });
+    assertEquals(at64.input_size, 64);
+    assert(Number.isFinite(at64.metrics.feve));
+    // a predictor checkpoint still evaluates, and says so
+    const pe = await c.np.unary<EvalRes>("Evaluate", {
+      checkpoint_uri: pred.checkpoint.uri,
+      dataset_uri: c.dataset,
+    });
+    assertEquals(pe.checkpoint_kind, "predictor");
+    assertClose(pe.metrics.feve, pred.test.feve, 1e-6);
+
+    // bad input
+    const evaluate = (r: Record<string, unknown>) => c.np.unary("Evaluate", r);
+    const baseline = createMtl({ width: 0.125, inChannels: 1, classes: 3, neurons: 0, seed: 2 });
+    const baseUri = c.store.uri(
+      (await c.store.put("models/baseline.safetensors", saveMtlCheckpoint(baseline))).key,
+    );
+    disposeMtl(baseline);
+    const e1 = await assertRejectsCode(
+      evaluate({ checkpoint_uri: baseUri, dataset_uri: c.dataset }),
+      "INVALID_ARGUMENT",
+    );
+    assert(String(e1.message).includes("no neural branch"), e1.message);
+    const other = createMtl({ width: 0.125, inChannels: 1, classes: 3, neurons: K + 2, seed: 2 });
+    const otherUri = c.store.uri(
+      (await c.store.put("models/other.safetensors", saveMtlCheckpoint(other))).key,
+    );
+    disposeMtl(other);
+    const e2 = await assertRejectsCode(
+      evaluate({ checkpoint_uri: otherUri, dataset_uri: c.dataset, input_size: SIZE }),
+      "INVALID_ARGUMENT",
+    );
+    assert(String(e2.message).includes("dataset_uri"), e2.message);
+    assert(String(e2.message).includes(`${K + 2}`), e2.message);
+    const e3 = await assertRejectsCode(
+      evaluate({
+        checkpoint_uri: otherUri,
+        images: tensorMsg({ dtype: "float32", shape: [testRows.length, H, W], data: rawTest }),
+        responses: tensorMsg({ dtype: "float32", shape: [R, testRows.length, K], data: resp }),
+      }),
+      "INVALID_ARGUMENT",
+    );
+    assert(String(e3.message).includes("responses"), e3.message);
+    const e4 = await assertRejectsCode(
+      evaluate({ checkpoint_uri: pred.checkpoint.uri, dataset_uri: c.dataset, input_size: 48 }),
+      "INVALID_ARGUMENT",
+    );
+    assert(String(e4.message).includes("input_size"), e4.message);
+    const e5 = await assertRejectsCode(
+      evaluate({ checkpoint_uri: mtlUri, dataset_uri: c.dataset, input_size: 3 }),
+      "INVALID_ARGUMENT",
+    );
+    assert(String(e5.message).includes("input_size"), e5.message);
+    const junk = await c.store.put("models/junk2.safetensors", new Uint8Array([9, 9, 9]));
+    const e6 = await assertRejectsCode(
+      evaluate({ checkpoint_uri: c.store.uri(junk.key), dataset_uri: c.dataset }),
+      "INVALID_ARGUMENT",
+    );
+    assert(String(e6.message).includes("checkpoint_uri"), e6.message);
+    await assertRejectsCode(
+      evaluate({ checkpoint_uri: c.store.uri("models/none.safetensors"), dataset_uri: c.dataset }),
+      "NOT_FOUND",
+    );
+    // the service still answers
+    const again = await c.np.unary<EvalRes>("Evaluate", {
+      checkpoint_uri: mtlUri,
+      dataset_uri: c.dataset,
+      input_size: SIZE,
+    });
+    assertEquals(again.metrics.feve, res.metrics.feve);
   });
 });

@@ -54,6 +54,7 @@ import {
   readoutParams,
 } from "../models/readout.ts";
 import { assignParams, loadParams, saveParams } from "../models/checkpoint.ts";
+import { type MtlModel, predictNeural } from "../models/mtl.ts";
 import {
   exportVggReadoutOnnx,
   type GaussianReadoutArrays,
@@ -363,18 +364,106 @@ export function evaluatePredictor(
   data: PredictorData,
   split: keyof typeof SPLIT = "test",
 ): PredictorEvaluation {
+  return evaluateNeuralModel(
+    (x, shape) => predict(p, x, shape),
+    p.neurons,
+    data,
+    split,
+    "the predictor",
+  );
+}
+
+/**
+ * Eval-mode responses [N, neurons] of some network for model inputs NHWC [N, S, S, 1]
+ * (TIN-normalised): a predictor, or the neural branch of an MTL network.
+ */
+export type NeuralResponseFn = (images: Float32Array, shape: readonly number[]) => Float32Array;
+
+/**
+ * Correlations and FEVe (SPEC.md section 5) of any network's eval-mode responses on a split
+ * (default test) of prepared data: its inputs are fed as they are (the caller prepared them at the
+ * network's input size). INVALID_ARGUMENT when the split is empty or the network predicts another
+ * number of neurons than the data holds (`what` names the network in the message).
+ */
+export function evaluateNeuralModel(
+  respond: NeuralResponseFn,
+  neurons: number,
+  data: PredictorData,
+  split: keyof typeof SPLIT = "test",
+  what = "the network",
+): PredictorEvaluation {
   const rows = imagesOfSplit(data.split, SPLIT[split]);
   if (rows.length === 0) throw CoreError.invalidArgument(`split: no ${split} images`);
   const [R, , K] = data.responses.shape;
-  if (K !== p.neurons) {
-    throw CoreError.invalidArgument(
-      `responses: ${K} neurons; the predictor has ${p.neurons}`,
-    );
+  if (K !== neurons) {
+    throw CoreError.invalidArgument(`responses: ${K} neurons; ${what} predicts ${neurons}`);
   }
-  const pred = predictImages(p, data, rows);
+  const [, h, w] = data.inputs.shape;
+  const pred = respond(takeRows(data.inputs.data, rows, h * w), [rows.length, h, w, 1]);
   const resp = takeResponseImages(data.responses, rows);
   const rates = data.rates ? takeRows(data.rates.data, rows, K) : undefined;
   return scorePredictions(resp, pred, [R, rows.length, K], rates);
+}
+
+/**
+ * Eval-mode responses [N, neurons] of an MTL network's neural branch (the shared trunk up to
+ * conv3_1 with BN running statistics, the Gaussian readout at mu) for model inputs NHWC
+ * [N, S, S, 1], in batches. The network is fully convolutional: S is the side of the images it was
+ * co-trained on. INVALID_ARGUMENT when the network has no readout (Baseline, Oracle).
+ */
+export function predictMtlNeural(
+  model: MtlModel,
+  images: Float32Array,
+  shape: readonly number[],
+  batch = 64,
+): Float32Array {
+  if (!model.readout) {
+    throw CoreError.invalidArgument(
+      "checkpoint: the network has no neural branch (neurons: 0; a Baseline or an Oracle)",
+    );
+  }
+  if (shape.length !== 4 || shape[3] !== model.config.inChannels) {
+    throw CoreError.invalidArgument(
+      `images: shape [${shape}]; the network takes [N,H,W,${model.config.inChannels}] (NHWC)`,
+    );
+  }
+  const [n, h, w, c] = shape;
+  const k = model.config.neurons;
+  const per = h * w * c;
+  const out = new Float32Array(n * k);
+  for (let i = 0; i < n; i += batch) {
+    const b = Math.min(batch, n - i);
+    const y = tf.tidy(() =>
+      predictNeural(
+        model,
+        tf.tensor4d(images.subarray(i * per, (i + b) * per), [b, h, w, c]),
+        { training: false },
+      )
+    );
+    out.set(y.dataSync() as Float32Array, i * k);
+    y.dispose();
+  }
+  return out;
+}
+
+/** FEVe and correlations of an MTL network's neural branch on a split (default test). */
+export function evaluateMtlNeural(
+  model: MtlModel,
+  data: PredictorData,
+  split: keyof typeof SPLIT = "test",
+): PredictorEvaluation {
+  if (!model.readout) {
+    throw CoreError.invalidArgument(
+      "checkpoint: the network has no neural branch (neurons: 0; a Baseline or an Oracle)",
+    );
+  }
+  return evaluateNeuralModel(
+    (x, shape) => predictMtlNeural(model, x, shape),
+    model.config.neurons,
+    data,
+    split,
+    "the network's readout",
+  );
 }
 
 /**

@@ -3,7 +3,10 @@
  * core/train/predictor.ts as a content-keyed, resumable job (platform/jobs); Predict,
  * PredictDataset and Evaluate load checkpoints from the store (cached, by sha256) and run them on
  * tfjs or on their ONNX export with onnxruntime. Every loaded checkpoint is also registered with the
- * Open Inference Protocol registry (platform/oip) under its `model_name`.
+ * Open Inference Protocol registry (platform/oip) under its `model_name`. Evaluate also takes a
+ * classifier-trainer model checkpoint (kind `mtl`) of a co-trained network: its shared trunk and
+ * Gaussian readout run in eval mode on the V1 test images (cropped, resized to `input_size`, the
+ * side of the images it was co-trained on, and normalised as for a predictor): Fig. 3C's FEVe.
  *
  * @example
  * ```ts ignore
@@ -23,10 +26,12 @@ import {
   assignTrunk,
   createPredictor,
   disposePredictor,
+  evaluateMtlNeural,
   evaluatePredictor,
   exportPredictorOnnx,
   loadPredictor,
   predict,
+  predictMtlNeural,
   type Predictor,
   type PredictorEvaluation,
   PredictorTrainer,
@@ -36,6 +41,8 @@ import {
   trunkOfCheckpoint,
 } from "../../core/train/predictor.ts";
 import { preparePredictorData } from "../../core/train/predictor_data.ts";
+import { loadMtlCheckpoint, MODEL_KIND } from "../../core/train/classifier_checkpoint.ts";
+import { disposeMtl, type MtlModel } from "../../core/models/mtl.ts";
 import { CotrainError } from "../../platform/errors.ts";
 import { canonicalJson, JobRunner, requestKey } from "../../platform/jobs/jobs.ts";
 import type { OipRegistry } from "../../platform/oip/oip.ts";
@@ -117,6 +124,60 @@ export class NeuralPredictorModels {
     }
   }
 
+  /**
+   * What the checkpoint at `uri` is: a predictor (loaded, cached) or a classifier-trainer model
+   * checkpoint (kind `mtl`, loaded for the caller, who disposes it). NOT_FOUND when absent,
+   * INVALID_ARGUMENT naming `field` for anything else.
+   */
+  async loadNetwork(uri: string, field = "checkpoint_uri"): Promise<LoadedNetwork> {
+    if (!uri) throw CotrainError.invalidArgument(`${field}: empty; pass a checkpoint's uri`);
+    let key: string;
+    try {
+      key = this.store.keyOf(uri);
+    } catch (err) {
+      throw CotrainError.invalidArgument(`${field}: ${(err as Error).message}`);
+    }
+    const info = await this.store.stat(key);
+    if (!info) throw CotrainError.notFound(`${field}: no checkpoint at ${uri}`);
+    if (this.#bySha.has(info.sha256)) {
+      return { kind: PREDICTOR_CHECKPOINT, loaded: await this.load(uri, field) };
+    }
+    const bytes = await this.store.get(key);
+    const kind = checkpointKind(bytes);
+    if (kind === PREDICTOR_CHECKPOINT) {
+      return { kind: PREDICTOR_CHECKPOINT, loaded: await this.load(uri, field) };
+    }
+    if (kind !== MODEL_KIND) {
+      throw CotrainError.invalidArgument(
+        `${field}: ${uri} is ${
+          kind === null ? "not a cotrain checkpoint" : `a ${kind} checkpoint`
+        }` +
+          `; expected a predictor checkpoint or a classifier-trainer model checkpoint (mtl)`,
+      );
+    }
+    let model: MtlModel;
+    try {
+      model = loadMtlCheckpoint(bytes);
+    } catch (err) {
+      throw CotrainError.invalidArgument(`${field}: ${uri}: ${(err as Error).message}`);
+    }
+    if (!model.readout) {
+      disposeMtl(model);
+      throw CotrainError.invalidArgument(
+        `${field}: ${uri} is a classifier without a readout (neurons: 0, a Baseline or an ` +
+          `Oracle): it has no neural branch to evaluate`,
+      );
+    }
+    if (model.config.inChannels !== 1) {
+      const c = model.config.inChannels;
+      disposeMtl(model);
+      throw CotrainError.invalidArgument(
+        `${field}: the network takes ${c} input channels; V1 images are gray (1 channel)`,
+      );
+    }
+    return { kind: MODEL_KIND, name: `mtl-${info.sha256.slice(0, 12)}`, model };
+  }
+
   #register(uri: string, sha: string, predictor: Predictor): LoadedPredictor {
     let session: Promise<OnnxSession> | null = null;
     const name = `predictor-${sha.slice(0, 12)}`;
@@ -164,6 +225,32 @@ export class NeuralPredictorModels {
       }
     }
     this.#bySha.clear();
+  }
+}
+
+/** `cotrain.kind` of predictor checkpoints. */
+const PREDICTOR_CHECKPOINT = "predictor";
+
+/** A checkpoint {@linkcode NeuralPredictorModels.loadNetwork} loaded. */
+export type LoadedNetwork =
+  | { kind: "predictor"; loaded: LoadedPredictor }
+  | { kind: "mtl"; name: string; model: MtlModel };
+
+/**
+ * `cotrain.kind` from a safetensors checkpoint's header alone (no tensor is decoded), or null when
+ * the bytes are not a safetensors file with that metadata.
+ */
+export function checkpointKind(bytes: Uint8Array): string | null {
+  if (bytes.length < 8) return null;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = view.getUint32(0, true);
+  if (view.getUint32(4, true) !== 0 || n < 2 || n > bytes.length - 8) return null;
+  try {
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+    const kind = header?.__metadata__?.["cotrain.kind"];
+    return typeof kind === "string" ? kind : null;
+  } catch {
+    return null;
   }
 }
 
@@ -272,8 +359,7 @@ export function trainOptions(o: TrainOptionsMsg | null | undefined): {
  * float32 [N, S, S, 1] are model inputs already (TIN-normalised); [N, H, W] (uint8 0..255 or
  * float32 0..1) and uint8 [N, H, W, 1] are raw gray images, centre-cropped, resized and normalised.
  */
-export function modelInputs(t: HostTensor, p: Predictor, field = "images"): NdArray<"float32"> {
-  const s = p.config.inputSize;
+export function modelInputs(t: HostTensor, s: number, field = "images"): NdArray<"float32"> {
   const shape = t.shape;
   if (t.dtype !== "uint8" && t.dtype !== "float32") {
     throw CotrainError.invalidArgument(`${field}: dtype ${t.dtype}; uint8 or float32`);
@@ -591,7 +677,7 @@ export function neuralPredictorHandlers(deps: NeuralPredictorDeps): ServiceHandl
         dtypes: ["uint8", "float32"],
         rejectNonFinite: true,
       });
-      const x = modelInputs(t, m.predictor);
+      const x = modelInputs(t, m.predictor.config.inputSize);
       const y = await runPredict(m, x, engine, ctx);
       const out: HostTensor = {
         dtype: "float32",
@@ -622,7 +708,7 @@ export function neuralPredictorHandlers(deps: NeuralPredictorDeps): ServiceHandl
         dtypes: ["uint8", "float32"],
         rejectNonFinite: true,
       });
-      const x = modelInputs(t, m.predictor);
+      const x = modelInputs(t, m.predictor.config.inputSize);
       const k = m.predictor.neurons;
       const shape = [x.shape[0], k];
       const existing = await store.stat(outKey);
@@ -648,46 +734,95 @@ export function neuralPredictorHandlers(deps: NeuralPredictorDeps): ServiceHandl
       dataset_uri?: string;
       images?: TensorOrRefMsg;
       responses?: TensorOrRefMsg;
+      input_size?: number;
     }, ctx: CallContext) {
-      const m = await models.load(req.checkpoint_uri);
-      const p = m.predictor;
-      if (req.dataset_uri) {
-        const { key } = await readDataset(store, req.dataset_uri);
-        const v1 = await loadDataset(store, key, req.dataset_uri);
-        if (v1.responses.shape[2] !== p.neurons) {
-          throw CotrainError.invalidArgument(
-            `dataset_uri: ${v1.responses.shape[2]} neurons; the checkpoint predicts ${p.neurons}`,
-          );
-        }
-        const data = preparePredictorData(v1, { size: p.config.inputSize });
-        if (!data.split.includes(2)) {
-          throw CotrainError.invalidArgument("dataset_uri: the data set has no test images");
-        }
-        return { metrics: metricsMsg(evaluatePredictor(p, data)), model_name: m.name };
-      }
-      if (!req.images || !req.responses) {
-        throw CotrainError.invalidArgument("set dataset_uri, or images and responses");
-      }
-      const t = await resolveTensor(req.images, store, {
-        field: "images",
-        dtypes: ["uint8", "float32"],
-        rejectNonFinite: true,
-      });
-      const x = modelInputs(t, p);
-      const r = await resolveTensor(req.responses, store, {
-        field: "responses",
-        dtypes: ["float32"],
-      });
-      const n = x.shape[0];
-      if (r.shape.length !== 3 || r.shape[1] !== n || r.shape[2] !== p.neurons) {
+      const requested = Number(req.input_size ?? 0);
+      if (!Number.isInteger(requested) || requested < 0 || (requested > 0 && requested < 8)) {
         throw CotrainError.invalidArgument(
-          `responses: shape [${r.shape}] disagrees with images (${n}) and the checkpoint ` +
-            `(${p.neurons} neurons); expected [repeats, ${n}, ${p.neurons}]`,
+          `input_size: ${req.input_size}; a whole number >= 8 (or 0 for the default)`,
         );
       }
-      const pred = await runPredict(m, x, "tfjs", ctx);
-      const e = scorePredictions(r.data as Float32Array, pred, [r.shape[0], n, p.neurons]);
-      return { metrics: metricsMsg(e), model_name: m.name };
+      const net = await models.loadNetwork(req.checkpoint_uri);
+      // what runs: the predictor, or the MTL network's trunk -> readout (eval mode)
+      let size: number, neurons: number, name: string, what: string;
+      let respond: (x: NdArray<"float32">) => Promise<Float32Array>;
+      let evaluate: (data: ReturnType<typeof preparePredictorData>) => PredictorEvaluation;
+      if (net.kind === "predictor") {
+        const m = net.loaded;
+        size = m.predictor.config.inputSize;
+        if (requested && requested !== size) {
+          throw CotrainError.invalidArgument(
+            `input_size: ${requested}; this predictor checkpoint takes ${size} (pass 0)`,
+          );
+        }
+        neurons = m.predictor.neurons;
+        name = m.name;
+        what = "the checkpoint predicts";
+        respond = (x) => runPredict(m, x, "tfjs", ctx);
+        evaluate = (data) => evaluatePredictor(m.predictor, data);
+      } else {
+        const model = net.model;
+        size = requested || 64;
+        neurons = model.config.neurons;
+        name = net.name;
+        what = "the checkpoint's readout predicts";
+        respond = (x) => Promise.resolve(predictMtlNeural(model, x.data, x.shape));
+        evaluate = (data) => evaluateMtlNeural(model, data);
+      }
+      try {
+        let e: PredictorEvaluation;
+        if (req.dataset_uri) {
+          const { key } = await readDataset(store, req.dataset_uri);
+          const v1 = await loadDataset(store, key, req.dataset_uri);
+          if (v1.responses.shape[2] !== neurons) {
+            throw CotrainError.invalidArgument(
+              `dataset_uri: ${v1.responses.shape[2]} neurons; ${what} ${neurons}`,
+            );
+          }
+          let data;
+          try {
+            data = preparePredictorData(v1, { size });
+          } catch (err) {
+            throw CotrainError.invalidArgument(`dataset_uri: ${(err as Error).message}`);
+          }
+          if (!data.split.includes(2)) {
+            throw CotrainError.invalidArgument("dataset_uri: the data set has no test images");
+          }
+          ctx.throwIfCancelled();
+          e = evaluate(data);
+        } else {
+          if (!req.images || !req.responses) {
+            throw CotrainError.invalidArgument("set dataset_uri, or images and responses");
+          }
+          const t = await resolveTensor(req.images, store, {
+            field: "images",
+            dtypes: ["uint8", "float32"],
+            rejectNonFinite: true,
+          });
+          const x = modelInputs(t, size);
+          const r = await resolveTensor(req.responses, store, {
+            field: "responses",
+            dtypes: ["float32"],
+          });
+          const n = x.shape[0];
+          if (r.shape.length !== 3 || r.shape[1] !== n || r.shape[2] !== neurons) {
+            throw CotrainError.invalidArgument(
+              `responses: shape [${r.shape}] disagrees with images (${n}) and the checkpoint ` +
+                `(${neurons} neurons); expected [repeats, ${n}, ${neurons}]`,
+            );
+          }
+          const pred = await respond(x);
+          e = scorePredictions(r.data as Float32Array, pred, [r.shape[0], n, neurons]);
+        }
+        return {
+          metrics: metricsMsg(e),
+          model_name: name,
+          checkpoint_kind: net.kind,
+          input_size: size,
+        };
+      } finally {
+        if (net.kind === "mtl") disposeMtl(net.model);
+      }
     },
   };
 }
