@@ -92,10 +92,24 @@ Deno.test("pipeline: smoke.json end to end through service processes; a re-run i
     }
     // each classifier: a clean shard and 4 corruptions x 2 severities
     for (const c of r.classifiers) assertEquals(c.shard_keys.length, 9);
-    // MTL networks carry a neural predictivity; the others do not
+    // MTL networks carry a neural predictivity (FEVe of their own readout on the V1 test split,
+    // through neural-predictor Evaluate); the others do not
+    assertEquals(r.fev_measure, "feve_v1_test");
     for (const c of r.classifiers) {
       assertEquals(Number.isFinite(c.fev), c.kind.startsWith("mtl"), `${c.name} fev`);
+      if (!c.kind.startsWith("mtl")) continue;
+      assertEquals(c.fev_measure, "feve_v1_test");
+      assertEquals(c.neural_test!.feve, c.fev);
+      assertEquals(c.neural_test!.images, exp.v1.kind === "simulated" ? exp.v1.testImages : -1);
+      assertEquals(c.neural_test!.input_size, 32);
     }
+    assertEquals(r.steps.filter((s) => s.kind === "neural").length, 6);
+    console.log(
+      "FEVe (V1 test):",
+      r.classifiers.filter((c) => c.kind.startsWith("mtl")).map((c) =>
+        `${c.name} ${c.fev.toFixed(3)}`
+      ).join(", "),
+    );
     assertEquals(r.predictors.length, 2);
     for (const p of r.predictors) assert(Number.isFinite(p.test.feve as number), p.name);
     assertEquals(r.predictors[1].epochs, 3); // readoutEpochs of smoke.json

@@ -155,6 +155,7 @@ export function fixtureResults(): PipelineResults {
       targets_uri: "file:///x/t",
     }],
     classifiers,
+    fev_measure: "feve_v1_test",
     scores: { ...meta, models },
     runScores: { ...meta, models: runModels },
     regressions: [

@@ -9,6 +9,9 @@
  * 3. classifier-trainer `Train` for every model x ratio x seed (Oracle: stage 1, then stage 2;
  *    MTL-Oracle after its Oracle: neural-predictor `Train` of a readout on the frozen Oracle's
  *    conv3_1 (`frozen_trunk_uri`), `PredictDataset` on the training images, then MTL training);
+ *    every co-trained network's neural branch then goes through neural-predictor `Evaluate` on the
+ *    V1 test split: its FEVe is the network's `fev` (Fig. 3C's x axis, `fev_measure`
+ *    "feve_v1_test");
  * 4. evaluator `EvaluateShard` for every classifier x (clean + corruption x severity), spread over
  *    the evaluator replicas by `runShards`;
  * 5. evaluator `Score` (per model, and per trained network for the Fig. 3C regression);
@@ -92,7 +95,7 @@ export interface ServiceTargets {
 
 /** One step the pipeline ran, and whether the store already held its result. */
 export interface StepRecord {
-  /** "data", "predictor", "targets", "train", "shards", "score", "analysis". */
+  /** "data", "predictor", "targets", "train", "neural", "shards", "score", "analysis". */
   kind: string;
   /** What it was, e.g. "train Baseline seed 0". */
   name: string;
@@ -117,11 +120,32 @@ export interface ClassifierResult {
   best_val_accuracy: number;
   test_accuracy: number;
   /**
-   * Neural predictivity of an MTL network: 1 - MSE / Var of its neural targets, at its best epoch
-   * (training split); NaN for the other kinds.
+   * Neural predictivity of a co-trained network (mtl-monkey, mtl-shuffled, mtl-oracle): FEVe
+   * (SPEC.md section 5) of its own neural branch (shared trunk to conv3_1 + its Gaussian readout,
+   * eval mode) on the test split of the experiment's V1 data set, from neural-predictor
+   * `Evaluate`; NaN for the other kinds.
    */
   fev: number;
+  /** What `fev` measures: "feve_v1_test" for co-trained networks, absent for the others. */
+  fev_measure?: typeof FEV_MEASURE;
+  /** The neural branch's other test metrics (correlations, images), with `fev`. */
+  neural_test?: NeuralTestMetrics;
   shard_keys: string[];
+}
+
+/** The measure behind every classifier's `fev` (and Fig. 3C's x axis). */
+export const FEV_MEASURE = "feve_v1_test";
+
+/** neural-predictor Evaluate's metrics of a co-trained network on the V1 test split. */
+export interface NeuralTestMetrics {
+  images: number;
+  feve: number;
+  single_trial_correlation: number;
+  correlation_to_average: number;
+  /** The data's explainable variance fraction (the same for every network). */
+  fev_of_data: number;
+  /** Side of the model inputs the V1 test images were resized to (the image set's). */
+  input_size: number;
 }
 
 /** What results.json holds. */
@@ -138,6 +162,8 @@ export interface PipelineResults {
     targets_uri: string;
   }[];
   classifiers: ClassifierResult[];
+  /** What the classifiers' `fev` is: FEVe of each network's neural branch on the V1 test split. */
+  fev_measure: typeof FEV_MEASURE;
   /** Score over the model names (seeds pooled). */
   scores: ScoreResponse | null;
   /** Score per trained network (one point each in Fig. 3C). */
@@ -352,11 +378,6 @@ export async function runPipeline(
         targets_uri: targetsUri,
       });
     }
-    const targetVariance = new Map<string, number>();
-    for (const [name, ref] of targetsOf) {
-      targetVariance.set(name, await meanVariance(store, ref));
-    }
-
     // The MTL-Oracle targets of one Oracle network (one readout fit per Oracle checkpoint).
     const oracleTargetsOf = new Map<string, TensorRefMsg>();
     const oracleTargets = async (
@@ -409,7 +430,6 @@ export async function runPipeline(
       });
       const ref = pd.responses as TensorRefMsg;
       oracleTargetsOf.set(cacheKey, ref);
-      targetVariance.set(ref.uri, await meanVariance(store, ref));
       predictors.push({
         name,
         checkpoint_uri: res.checkpoint.uri,
@@ -459,15 +479,19 @@ export async function runPipeline(
         `train ${label}${run.spec.kind === "oracle" ? " stage 2" : ""}`,
         trainReq,
       );
-      let fev = NaN;
-      if (run.spec.kind.startsWith("mtl")) {
-        const best = (r.history as Msg[]).find((h) => h.epoch === r.best_epoch) ??
-          r.history[r.history.length - 1];
-        const v = run.spec.kind === "mtl-oracle"
-          ? targetVariance.get(targets.get(predictorName(exp, run.spec))!.uri)
-          : targetVariance.get(predictorName(exp, run.spec));
-        if (best && v && v > 0) fev = 1 - best.neural_loss / v;
-      }
+      // Fig. 3C's x axis: FEVe of the network's own neural branch on the V1 test split
+      const neural = isCoTrained(run.spec.kind)
+        ? await step(
+          "neural",
+          `FEVe of ${label} on the V1 test split`,
+          () =>
+            cachedNeuralEvaluation(np, store, {
+              checkpoint_uri: r.checkpoint.uri,
+              dataset_uri: v1Uri,
+              input_size: imageSide(exp),
+            }, r.checkpoint.sha256),
+        )
+        : null;
       classifiers.push({
         name: run.name,
         kind: run.spec.kind,
@@ -478,7 +502,8 @@ export async function runPipeline(
         epochs: r.epochs,
         best_val_accuracy: r.best_val_accuracy,
         test_accuracy: r.test_accuracy,
-        fev,
+        fev: neural ? neural.feve : NaN,
+        ...(neural ? { fev_measure: FEV_MEASURE, neural_test: neural } : {}),
         shard_keys: [],
       });
     }
@@ -590,6 +615,7 @@ export async function runPipeline(
       steps,
       predictors,
       classifiers,
+      fev_measure: FEV_MEASURE,
       scores,
       runScores,
       regressions,
@@ -744,22 +770,42 @@ async function cachedScore(
 }
 
 /** Mean over neurons of the variance of the targets across images. */
-async function meanVariance(store: ObjectStore, ref: TensorRefMsg): Promise<number> {
-  const bytes = await store.get(store.keyOf(ref.uri));
-  const data = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-  const [n, k] = ref.shape.map(Number);
-  let total = 0;
-  for (let j = 0; j < k; j++) {
-    let s = 0, s2 = 0;
-    for (let i = 0; i < n; i++) {
-      const v = data[i * k + j];
-      s += v;
-      s2 += v * v;
-    }
-    const m = s / n;
-    total += (s2 / n - m * m) * n / Math.max(1, n - 1);
+/** The kinds that train a neural branch (their `fev` is measured). */
+function isCoTrained(kind: ModelSpec["kind"]): boolean {
+  return kind === "mtl-monkey" || kind === "mtl-shuffled" || kind === "mtl-oracle";
+}
+
+/** Side of the classification images (what a co-trained network's readout learned on). */
+export function imageSide(exp: Experiment): number {
+  return exp.imageSet.kind === "builtin" ? exp.imageSet.size : 64; // Tiny ImageNet: 64 x 64
+}
+
+/**
+ * neural-predictor `Evaluate` of a co-trained network's checkpoint on the V1 data set's test split,
+ * stored under the request's content key (with the checkpoint's sha256): a re-run asks nothing.
+ */
+async function cachedNeuralEvaluation(
+  np: RpcClient,
+  store: ObjectStore,
+  req: { checkpoint_uri: string; dataset_uri: string; input_size: number },
+  checkpointSha: string,
+): Promise<{ value: NeuralTestMetrics; cached: boolean }> {
+  const key = `pipeline/feve/${await requestKey({ ...req, checkpointSha })}.json`;
+  if (await store.stat(key)) {
+    return { value: JSON.parse(new TextDecoder().decode(await store.get(key))), cached: true };
   }
-  return total / k;
+  const res = await np.unary<Msg>("Evaluate", req, { deadlineMs: 0 });
+  const m = res.metrics;
+  const value: NeuralTestMetrics = {
+    images: m.images,
+    feve: m.feve,
+    single_trial_correlation: m.single_trial_correlation,
+    correlation_to_average: m.correlation_to_average,
+    fev_of_data: m.fev,
+    input_size: res.input_size,
+  };
+  await store.put(key, new TextEncoder().encode(JSON.stringify(value)));
+  return { value, cached: false };
 }
 
 async function putV1(

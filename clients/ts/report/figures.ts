@@ -186,7 +186,7 @@ export function robustnessVsFevSpec(points: FevPoint[], lines: FitLine[]): VlSpe
         x: {
           field: "fev",
           type: "quantitative",
-          title: "neural predictivity (1 - MSE / Var of the targets)",
+          title: "neural predictivity: FEVe on the V1 test split",
           scale: { zero: false },
         },
         y: {

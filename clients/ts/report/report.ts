@@ -4,10 +4,11 @@
  *
  * - Fig. 2: accuracy vs severity for the chosen corruptions;
  * - Fig. 3A/B: robustness per category and in total (Baseline = 100%) with bootstrap intervals;
- * - Fig. 3C: robustness vs neural predictivity per network, with the regression line
- *   (robustness ~ b0 + b1 clean accuracy + b2 FEV, from core/metrics/regression.ts) and its
- *   coefficients, standard errors, t statistics and p-values;
- * - a table of clean accuracy, neural predictivity, scores and mCE per model; the Monkey
+ * - Fig. 3C: robustness vs neural predictivity per network (FEVe of the network's own neural
+ *   branch on the V1 test split), with the regression line (robustness ~ b0 + b1 clean accuracy
+ *   + b2 FEVe, from core/metrics/regression.ts) and its coefficients, standard errors, t
+ *   statistics and p-values;
+ * - a table of clean accuracy, FEVe on the V1 test split, scores and mCE per model; the Monkey
  *   Predictor's FEVe on held-out V1 data; the steps the pipeline ran (and which were cached).
  *
  * - Fig. 5 (when the experiment declares `analyses.reconstruction`): norm-constrained
@@ -260,10 +261,13 @@ export async function renderReport(r: PipelineResults): Promise<string> {
     "fig3c",
     "Fig. 3C — robustness vs neural predictivity",
     await renderSvg(robustnessVsFevSpec(d.fev, d.lines)),
-    `One point per co-trained network. Neural predictivity here is 1 − MSE / Var of the ` +
-      `network's neural targets at its best epoch (the training split). Lines: the regression ` +
-      `robustness ~ b0 + b1·clean accuracy + b2·predictivity of each group, drawn at the group's ` +
-      `mean clean accuracy. ${regNotes || "No co-trained networks in this experiment."}`,
+    `One point per co-trained network. Neural predictivity is FEVe (fraction of explainable ` +
+      `variance explained, Cadena et al. 2019) of the network's own neural branch (shared trunk ` +
+      `to conv3_1 and its Gaussian readout, eval mode) on the test split of the V1 data set. ` +
+      `Lines: the regression robustness ~ b0 + b1·clean accuracy + b2·FEVe of each group, drawn ` +
+      `at the group's mean clean accuracy. ${
+        regNotes || "No co-trained networks in this experiment."
+      }`,
   ));
 
   figs.push(...analysisFigures(r));
@@ -281,7 +285,7 @@ export async function renderReport(r: PipelineResults): Promise<string> {
     }</td></tr>`;
   }).join("\n");
   const scoreTable = `<table id="scores"><thead><tr><th>model</th><th>seeds</th>` +
-    `<th>clean accuracy (%)</th><th>predictivity</th>` +
+    `<th>clean accuracy (%)</th><th>FEVe (V1 test)</th>` +
     CATEGORY_ORDER.map((g) => `<th>${g} (%)</th>`).join("") +
     `<th>total (%)</th><th>mCE (%)</th><th>relative mCE (%)</th></tr></thead>` +
     `<tbody>${scoreRows}</tbody></table>`;
