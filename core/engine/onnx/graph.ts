@@ -123,11 +123,11 @@ export class OnnxGraph {
     return name;
   }
 
-  /** Declares a float32 graph input. */
-  input(name: string, dims: Dim[]): string {
+  /** Declares a graph input (float32 unless `dtype` says int64). */
+  input(name: string, dims: Dim[], dtype: "float32" | "int64" = "float32"): string {
     if (this.#names.has(name)) throw CoreError.invalidArgument(`onnx: duplicate name ${name}`);
     this.#names.add(name);
-    this.#inputs.push(valueInfo(name, dims, DT.FLOAT));
+    this.#inputs.push(valueInfo(name, dims, dtype === "int64" ? DT.INT64 : DT.FLOAT));
     return name;
   }
 
@@ -188,6 +188,22 @@ export class OnnxGraph {
       attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
     });
     return output;
+  }
+
+  /** Adds a node with several outputs, named `outs` (each must be fresh). */
+  nodeMulti(
+    opType: string,
+    inputs: string[],
+    outs: string[],
+    attrs: Record<string, AttrValue> = {},
+  ): void {
+    this.#nodes.push({
+      name: `${outs[0]}_node`,
+      opType,
+      input: inputs,
+      output: outs,
+      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+    });
   }
 
   /** Number of nodes so far. */

@@ -1,0 +1,348 @@
+/**
+ * The classifier trainer's step (core/train/classifier.ts) as one onnxruntime graph: the fast CPU
+ * engine for training. One classification batch through the whole VGG in training mode
+ * (cross-entropy, dropout in the head) and, for MTL networks, `neuralPasses` neural batches
+ * through the shared trunk to conv3_1 and the Gaussian readout (MSE to the targets), combined with
+ * the learned task weights: L = exp(-s_c) CE + s_c / 2 + sum_j (exp(-s_n) MSE_j / 2 + s_n / 2)
+ * (the Baseline: L = CE). Gradients of every trainable parameter come out of the same run, and
+ * each pass's BN batch statistics for the running averages.
+ *
+ * The graph takes the parameters as inputs each step, so the tfjs variables stay the model's
+ * single source of truth: optimisers, checkpoints, schedules and evaluation are unchanged.
+ * Dropout masks come from core/random.ts (keyed by the step seed), the readout's jitter from the
+ * same stream as the tfjs path.
+ *
+ * @example
+ * ```ts
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { createMtl } from "../../models/mtl.ts";
+ * import { Sgd } from "../../train/optim.ts";
+ * import { ClassifierStep } from "./classifier_step.ts";
+ * const model = createMtl({ width: 0.125, inChannels: 1, classes: 10, neurons: 0, seed: 0 });
+ * const step = await ClassifierStep.create(model, { batch: 4, height: 32, width: 32 });
+ * const opt = new Sgd({ lr: 0.01, momentum: 0.75, weightDecay: 5e-4 });
+ * const r = await step.train(model, opt, {
+ *   x: new Float32Array(4 * 32 * 32),
+ *   labels: [0, 1, 2, 3],
+ *   seed: 1,
+ * });
+ * console.log(Number.isFinite(r.loss)); // true
+ * await step.release();
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { rngFor } from "../../random.ts";
+import { type BnBatchStats, updateBnRunningStats, type VggModel } from "../../models/vgg.ts";
+import { type MtlModel, mtlParams, SHARED_LAYER } from "../../models/mtl.ts";
+import type { Optimizer } from "../../train/optim.ts";
+import { type Feed, loadProgram, type Program } from "./program.ts";
+import { type Sym, Tape } from "./tape.ts";
+import { addVggTrain, headGrid, ParamInputs } from "./vgg.ts";
+import { addReadout, type ReadoutSampling, readoutSampling, samplingGradients } from "./readout.ts";
+
+/** The batch layout a step is compiled for. */
+export interface StepShape {
+  /** Classification batch size and image size (NHWC input, the model's channels). */
+  batch: number;
+  height: number;
+  width: number;
+  /** Neural batches per step (MTL) and their size. */
+  neuralPasses?: number;
+  neuralBatch?: number;
+}
+
+/** One step's data. */
+export interface StepBatch {
+  /** Classification images NHWC, flat. */
+  x: Float32Array;
+  labels: ArrayLike<number>;
+  /** Seed of this step's dropout masks. */
+  seed: number;
+  /** Neural batches: images NHWC, targets [B, neurons], seed of the readout's jitter. */
+  neural?: { x: Float32Array; targets: Float32Array; seed: number }[];
+  /** Dropout masks NCHW (tests: to match another engine's draw); default from `seed`. */
+  masks?: [Float32Array, Float32Array];
+}
+
+/** What a step computed. */
+export interface StepResult {
+  /** The total loss, the mean CE and each neural pass's MSE. */
+  loss: number;
+  ce: number;
+  mse: number[];
+  /** Gradients by parameter name (the names of mtlParams), in the variables' shapes. */
+  grads: Map<string, tf.Tensor>;
+  /** BN batch statistics of each pass, classification first. */
+  bnStats: Map<string, BnBatchStats>[];
+}
+
+/** NHWC [n, h, w, c] -> NCHW (the same array when c = 1). */
+export function toNchw(x: Float32Array, [n, h, w, c]: readonly number[]): Float32Array {
+  if (c === 1) return x;
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < n; i++) {
+    for (let y = 0; y < h * w; y++) {
+      for (let k = 0; k < c; k++) out[(i * c + k) * h * w + y] = x[(i * h * w + y) * c + k];
+    }
+  }
+  return out;
+}
+
+/** Dropout masks (rate 0.5: each unit 0 or 2) for the head, from core/random.ts. */
+export function dropoutMasks(
+  model: VggModel,
+  n: number,
+  h: number,
+  w: number,
+  seed: number,
+): [Float32Array, Float32Array] {
+  const [gh, gw] = headGrid(model, h, w);
+  const len = n * model.head!.hidden * gh * gw;
+  const one = (k: number) => {
+    const rng = rngFor(seed, "head-dropout", k);
+    const m = new Float32Array(len);
+    for (let i = 0; i < len; i++) m[i] = rng.next() & 1 ? 2 : 0;
+    return m;
+  };
+  return [one(1), one(2)];
+}
+
+interface PassOut {
+  prefix: string;
+  counts: Map<string, number>;
+}
+
+/** A compiled step for one network layout and batch shape. */
+export class ClassifierStep {
+  readonly shape: StepShape;
+  readonly #program: Program;
+  readonly #params: { name: string; shape: readonly number[]; zero?: boolean }[];
+  readonly #passes: PassOut[];
+  readonly #mtl: boolean;
+
+  private constructor(
+    program: Program,
+    shape: StepShape,
+    params: { name: string; shape: readonly number[]; zero?: boolean }[],
+    passes: PassOut[],
+    mtl: boolean,
+  ) {
+    this.#program = program;
+    this.shape = shape;
+    this.#params = params;
+    this.#passes = passes;
+    this.#mtl = mtl;
+  }
+
+  /**
+   * Builds and loads the graph for `model`'s layout (its values are inputs at run time).
+   * `trainable` picks the parameters that get gradients (default: all).
+   */
+  static async create(
+    model: MtlModel,
+    shape: StepShape,
+    options: { threads?: number; trainable?: (name: string) => boolean } = {},
+  ): Promise<ClassifierStep> {
+    const vgg = model.vgg;
+    if (!vgg.head) throw new Error("a classification step needs a model with a head");
+    const passes = shape.neuralPasses ?? 0;
+    if (passes > 0 && !model.readout) {
+      throw new Error("neural passes need a network with a readout (neurons > 0)");
+    }
+    const { batch: n, height: h, width: w } = shape;
+    const ch = vgg.config.inChannels;
+    const t = new Tape();
+    const params = new ParamInputs(
+      t,
+      { params: mtlParams(model) },
+      options.trainable ?? (() => true),
+    );
+    const x = t.input("x", [n, ch, h, w], false);
+    const oneHot = t.input("onehot", [n, vgg.head.classes], false);
+    const [gh, gw] = headGrid(vgg, h, w);
+    const hid = vgg.head.hidden;
+    const masks: [Sym, Sym] = [
+      t.input("mask1", [n, hid, gh, gw], false),
+      t.input("mask2", [n, hid, gh, gw], false),
+    ];
+    const outs: PassOut[] = [];
+    const f = addVggTrain(t, vgg, params, x, { masks });
+    const ce = t.crossEntropy(f.output, oneHot);
+    const statsOut = (prefix: string, stats: typeof f.bnStats) => {
+      const counts = new Map<string, number>();
+      for (const [layer, s] of stats) {
+        t.output(s.mean, `${prefix}bnmean:${layer}`);
+        t.output(s.variance, `${prefix}bnvar:${layer}`);
+        counts.set(layer, s.count);
+      }
+      outs.push({ prefix, counts });
+    };
+    statsOut("c:", f.bnStats);
+    t.output(ce, "ce");
+    let loss = ce;
+    const mtl = model.readout !== null;
+    const weightSyms: Sym[] = [];
+    if (mtl) {
+      const sC = params.get("task.s_c");
+      loss = t.add(t.mul(t.exp(t.scale(sC, -1)), ce), t.scale(sC, 0.5));
+      const sN = params.get("task.s_n");
+      const bn = shape.neuralBatch ?? n;
+      const neurons = model.readout!.config.neurons;
+      for (let j = 0; j < passes; j++) {
+        const xn = t.input(`xn${j}`, [bn, ch, h, w], false);
+        const target = t.input(`target${j}`, [bn, neurons], false);
+        const idx = t.indexInput(`idx${j}`, [bn, 4, neurons]);
+        const wts = t.input(`weights${j}`, [bn, 4, neurons], true);
+        weightSyms.push(wts);
+        const fn = addVggTrain(t, vgg, params, xn, { upTo: SHARED_LAYER });
+        statsOut(`n${j}:`, fn.bnStats);
+        const r = addReadout(t, params, "readout.", fn.output, idx, wts);
+        const d = t.sub(r, target);
+        const mse = t.meanAll(t.mul(d, d));
+        t.output(mse, `mse${j}`);
+        const term = t.add(t.scale(t.mul(t.exp(t.scale(sN, -1)), mse), 0.5), t.scale(sN, 0.5));
+        loss = t.add(loss, term);
+      }
+    }
+    const wrt = params.trainable();
+    const grads = t.gradients(loss, [...wrt, ...weightSyms]);
+    t.output(loss, "loss");
+    // Parameters the loss does not reach get no gradient (the tfjs path's variableGrads leaves
+    // them out too, so the optimiser skips them): the readout and s_n in a step without a neural
+    // batch. A conv bias before a training-mode BN cancels exactly: its gradient is 0.
+    const withGrad: { name: string; shape: readonly number[]; zero?: boolean }[] = [];
+    wrt.forEach((p, i) => {
+      const g = grads[i];
+      if (g) {
+        t.output(g, `grad:${p.name}`);
+        withGrad.push(p);
+      } else if (/^conv\d+_\d+\.bias$/.test(p.name)) withGrad.push({ ...p, zero: true });
+    });
+    weightSyms.forEach((_, j) => t.output(grads[wrt.length + j]!, `gweights${j}`));
+    const program = await loadProgram(t.toModel("cotrain-classifier-step"), options.threads);
+    return new ClassifierStep(program, shape, withGrad, outs, mtl);
+  }
+
+  /** Loss, gradients and BN statistics of one step's data. */
+  async lossAndGrads(model: MtlModel, b: StepBatch): Promise<StepResult> {
+    const vgg = model.vgg;
+    const { batch: n, height: h, width: w } = this.shape;
+    const c = vgg.config.inChannels;
+    const k = vgg.head!.classes;
+    const oneHot = new Float32Array(n * k);
+    for (let i = 0; i < n; i++) oneHot[i * k + b.labels[i]] = 1;
+    const [m1, m2] = b.masks ?? dropoutMasks(vgg, n, h, w, b.seed);
+    const [gh, gw] = headGrid(vgg, h, w);
+    const hid = vgg.head!.hidden;
+    const all = mtlParams(model);
+    const feeds: Record<string, Feed> = {
+      x: { data: toNchw(b.x, [n, h, w, c]), dims: [n, c, h, w] },
+      onehot: { data: oneHot, dims: [n, k] },
+      mask1: { data: m1, dims: [n, hid, gh, gw] },
+      mask2: { data: m2, dims: [n, hid, gh, gw] },
+    };
+    for (const name of this.#program.inputNames) {
+      if (all.has(name)) {
+        const v = all.get(name)!; // frozen parameters and BN running statistics
+        feeds[name] = { data: v.dataSync() as Float32Array, dims: v.shape };
+      }
+    }
+    const passes = this.shape.neuralPasses ?? 0;
+    const neural = b.neural ?? [];
+    if (neural.length !== passes) {
+      throw new Error(`this step takes ${passes} neural batches; got ${neural.length}`);
+    }
+    const samplings: ReadoutSampling[] = [];
+    if (passes > 0) {
+      const bn = this.shape.neuralBatch ?? n;
+      const neurons = model.readout!.config.neurons;
+      const [fh, fw] = sharedGrid(vgg, h, w);
+      neural.forEach((nb, j) => {
+        const s = readoutSampling(model.readout!, bn, fh, fw, true, nb.seed);
+        samplings.push(s);
+        feeds[`xn${j}`] = { data: toNchw(nb.x, [bn, h, w, c]), dims: [bn, c, h, w] };
+        feeds[`target${j}`] = { data: nb.targets, dims: [bn, neurons] };
+        feeds[`idx${j}`] = { data: s.idx, dims: [bn, 4, neurons] };
+        feeds[`weights${j}`] = { data: s.weights, dims: [bn, 4, neurons] };
+      });
+    }
+    const out = await this.#program.run(feeds);
+    const grads = new Map<string, tf.Tensor>();
+    for (const p of this.#params) {
+      grads.set(
+        p.name,
+        p.zero ? tf.zeros([...p.shape]) : tf.tensor(out[`grad:${p.name}`], [...p.shape]),
+      );
+    }
+    if (passes > 0) {
+      // mu and sigma reach the loss only through the sampling positions (not graph inputs)
+      const n = model.readout!.config.neurons;
+      const gMu = new Float32Array(n * 2);
+      const gSigma = new Float32Array(n * 2);
+      samplings.forEach((s, j) => {
+        samplingGradients(model.readout!, s, out[`gweights${j}`] as Float32Array, gMu, gSigma);
+      });
+      grads.set("readout.mu", tf.tensor2d(gMu, [n, 2]));
+      grads.set("readout.sigma", tf.tensor2d(gSigma, [n, 2]));
+    }
+    const bnStats = this.#passes.map(({ prefix, counts }) => {
+      const stats = new Map<string, BnBatchStats>();
+      for (const [layer, count] of counts) {
+        stats.set(layer, {
+          mean: tf.tensor1d(out[`${prefix}bnmean:${layer}`]),
+          variance: tf.tensor1d(out[`${prefix}bnvar:${layer}`]),
+          count,
+        });
+      }
+      return stats;
+    });
+    return {
+      loss: out.loss[0],
+      ce: out.ce[0],
+      mse: neural.map((_, j) => out[`mse${j}`][0]),
+      grads,
+      bnStats,
+    };
+  }
+
+  /**
+   * One training step: the graph's gradients, the BN running averages (pass by pass, as the tfjs
+   * path updates them), then `optimizer`'s update of the tfjs variables.
+   */
+  async train(model: MtlModel, optimizer: Optimizer, b: StepBatch): Promise<StepResult> {
+    const r = await this.lossAndGrads(model, b);
+    for (const s of r.bnStats) {
+      updateBnRunningStats(model.vgg, s);
+      for (const v of s.values()) tf.dispose([v.mean, v.variance]);
+    }
+    const all = mtlParams(model);
+    const trainable = new Map<string, tf.Variable>();
+    for (const name of r.grads.keys()) trainable.set(name, all.get(name)!);
+    optimizer.step(trainable, r.grads);
+    for (const g of r.grads.values()) g.dispose();
+    r.grads.clear();
+    return r;
+  }
+
+  /** Whether this step has the MTL loss. */
+  get mtl(): boolean {
+    return this.#mtl;
+  }
+
+  release(): Promise<void> {
+    return this.#program.release();
+  }
+}
+
+/** The shared layer's spatial size for an h x w input (the pools before conv3_1). */
+export function sharedGrid(model: VggModel, h: number, w: number): [number, number] {
+  for (const l of model.layers) {
+    if (l.name === SHARED_LAYER) break;
+    if (l.kind === "pool") {
+      h = Math.floor(h / 2);
+      w = Math.floor(w / 2);
+    }
+  }
+  return [h, w];
+}

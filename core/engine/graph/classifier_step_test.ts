@@ -1,0 +1,221 @@
+/**
+ * The onnxruntime training step against tfjs' autodiff of the same network (cpu backend, the
+ * reference): loss, every gradient and the BN batch statistics, for the Baseline and for MTL with
+ * two neural batches (trunk to conv3_1 + jittered Gaussian readout, learned task weights) on a
+ * short VGG (see CFG), the whole VGG-19 step within a looser bound; live
+ * tensors stay constant over 100 steps; the same seed gives the same bytes.
+ */
+import { assert, assertEquals } from "../../../test/assert.ts";
+import * as tf from "@tensorflow/tfjs-core";
+import { initBackend } from "../backend.ts";
+import {
+  classifyTrain,
+  createMtl,
+  type MtlModel,
+  mtlParams,
+  predictNeuralTrain,
+} from "../../models/mtl.ts";
+import { crossEntropy, mse } from "../../train/losses.ts";
+import { Sgd } from "../../train/optim.ts";
+import { ClassifierStep, sharedGrid } from "./classifier_step.ts";
+import { headGrid } from "./vgg.ts";
+
+await initBackend("cpu");
+
+const N = 4, H = 32, W = 32, CLASSES = 5, NEURONS = 7, NB = 3;
+/**
+ * A shorter VGG with every kind of layer (and conv3_1): through all 16 BN layers of VGG-19 on
+ * 4 images, float rounding differences of 1e-7 flip a few ReLUs and max-pool choices near ties,
+ * which moves whole gradients by percents in both engines alike; this depth keeps the check exact.
+ */
+const CFG = [8, 8, "M", 16, "M", 16, 16, "M", 32, "M", 32, "M"] as const;
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return den === 0 ? num : num / den;
+}
+
+/** Non-trivial values for every parameter the default init leaves flat. */
+function perturb(model: MtlModel): void {
+  let seed = 11;
+  for (const [k, v] of mtlParams(model)) {
+    if (k.includes("bn.weight")) v.assign(tf.randomUniform(v.shape, 0.5, 1.5, "float32", seed++));
+    else if (k.endsWith("bn.bias") || k.startsWith("head.") && k.endsWith(".bias")) {
+      v.assign(tf.randomUniform(v.shape, -0.2, 0.2, "float32", seed++));
+    }
+  }
+  if (model.readout) {
+    const r = model.readout;
+    r.mu.assign(tf.randomUniform([NEURONS, 2], -0.8, 0.8, "float32", seed++));
+    r.sigma.assign(tf.randomUniform([NEURONS, 2], 0.05, 0.5, "float32", seed++));
+    r.features.assign(tf.randomNormal(r.features.shape, 0, 0.3, "float32", seed++));
+    r.bias.assign(tf.randomUniform([NEURONS], 0, 1, "float32", seed++));
+    model.sC.assign(tf.scalar(0.3));
+    model.sN.assign(tf.scalar(-0.2));
+  }
+}
+
+/** The masks tf.dropout(x, 0.5, undefined, seed * 7 + k) draws in vggHead, as NCHW. */
+function tfjsMasks(model: MtlModel, seed: number): [Float32Array, Float32Array] {
+  const [gh, gw] = headGrid(model.vgg, H, W);
+  const one = (k: number) =>
+    tf.tidy(() => {
+      const u = tf.randomUniform(
+        [N, gh, gw, model.vgg.head!.hidden],
+        0,
+        1,
+        "float32",
+        seed * 7 + k,
+      );
+      const m = tf.div(tf.floor(tf.add(u, 0.5)), 0.5);
+      return tf.transpose(m, [0, 3, 1, 2]).dataSync() as Float32Array;
+    });
+  return [one(1), one(2)];
+}
+
+function images(n: number, seed: number): Float32Array {
+  return tf.tidy(() =>
+    tf.randomNormal([n, H, W, 1], 0, 1, "float32", seed).dataSync() as Float32Array
+  );
+}
+
+async function compare(neurons: number, passes: number) {
+  const model = createMtl({
+    width: 1,
+    inChannels: 1,
+    classes: CLASSES,
+    neurons,
+    seed: 3,
+    cfg: CFG,
+  });
+  perturb(model);
+  const x = images(N, 5);
+  const labels = [0, 1, 2, 4];
+  const seed = 9;
+  const neural = Array.from({ length: passes }, (_, j) => ({
+    x: images(NB, 20 + j),
+    targets: tf.tidy(() =>
+      tf.randomUniform([NB, NEURONS], 0, 3, "float32", 30 + j).dataSync() as Float32Array
+    ),
+    seed: 40 + j,
+  }));
+  const params = mtlParams(model);
+  const names = [...params.keys()].filter((k) => params.get(k)!.trainable);
+  const ref = tf.variableGrads(() => {
+    const c = classifyTrain(model, tf.tensor4d(x, [N, H, W, 1]), { seed });
+    const ce = crossEntropy(c.logits, tf.tensor1d(labels, "int32"));
+    let loss: tf.Scalar = neurons > 0
+      ? tf.add(tf.mul(tf.exp(tf.neg(model.sC)), ce), tf.mul(model.sC, 0.5))
+      : ce;
+    for (const nb of neural) {
+      const p = predictNeuralTrain(model, tf.tensor4d(nb.x, [NB, H, W, 1]), { seed: nb.seed });
+      const m = mse(p.responses, tf.tensor2d(nb.targets, [NB, NEURONS]));
+      loss = tf.add(
+        loss,
+        tf.add(tf.mul(tf.mul(tf.exp(tf.neg(model.sN)), m), 0.5), tf.mul(model.sN, 0.5)),
+      );
+    }
+    return loss;
+  }, names.map((k) => params.get(k)!));
+  const refStats = classifyTrain(model, tf.tensor4d(x, [N, H, W, 1]), { seed }).bnStats;
+
+  const step = await ClassifierStep.create(model, {
+    batch: N,
+    height: H,
+    width: W,
+    neuralPasses: passes,
+    neuralBatch: NB,
+  });
+  const got = await step.lossAndGrads(model, {
+    x,
+    labels,
+    seed,
+    neural,
+    masks: tfjsMasks(model, seed),
+  });
+  assert(Math.abs(got.loss - ref.value.dataSync()[0]) < 1e-4 * Math.abs(got.loss) + 1e-6);
+  assertEquals(got.bnStats.length, 1 + passes);
+  let worst = 0;
+  for (const k of names) {
+    const r = ref.grads[params.get(k)!.name];
+    const g = got.grads.get(k);
+    if (/^conv\d+_\d+\.bias$/.test(k)) {
+      // cancelled by BN: exactly 0 here, float noise of order 1e-6 in tfjs
+      assertEquals(Math.max(...g!.dataSync().map(Math.abs)), 0);
+      continue;
+    }
+    assert(g, `no gradient for ${k}`);
+    const e = relErr(g.dataSync(), r.dataSync());
+    assert(e < 1e-4, `${k}: relative error ${e}`);
+    worst = Math.max(worst, e);
+  }
+  for (const [layer, s] of refStats) {
+    const o = got.bnStats[0].get(layer)!;
+    assert(relErr(o.mean.dataSync(), s.mean.dataSync()) < 1e-4, `${layer} mean`);
+    assert(relErr(o.variance.dataSync(), s.variance.dataSync()) < 1e-4, `${layer} variance`);
+  }
+  await step.release();
+  return worst;
+}
+
+Deno.test("the Baseline step's loss, gradients and BN statistics equal tfjs'", async () => {
+  const worst = await compare(0, 0);
+  assert(worst < 1e-4);
+});
+
+Deno.test("the MTL step with two neural batches equals tfjs' (readout mu, sigma, task weights)", async () => {
+  const worst = await compare(NEURONS, 2);
+  assert(worst < 1e-4);
+});
+
+Deno.test("the readout samples each image's jittered position inside the conv3_1 map", () => {
+  const model = createMtl({ width: 0.125, inChannels: 1, classes: 3, neurons: 2, seed: 0 });
+  assertEquals(sharedGrid(model.vgg, 64, 64), [16, 16]);
+  assertEquals(sharedGrid(model.vgg, 32, 30), [8, 7]);
+});
+
+Deno.test("live tensors stay constant over 100 steps, and the same seed gives the same bytes", async () => {
+  const run = async (steps: number) => {
+    const model = createMtl({ width: 0.0625, inChannels: 1, classes: 3, neurons: 4, seed: 1 });
+    const step = await ClassifierStep.create(model, {
+      batch: 2,
+      height: H,
+      width: W,
+      neuralPasses: 1,
+      neuralBatch: 2,
+    });
+    const opt = new Sgd({ lr: 0.01, momentum: 0.75, weightDecay: 5e-4 });
+    const counts: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      await step.train(model, opt, {
+        x: images(2, i + 1),
+        labels: [i % 3, (i + 1) % 3],
+        seed: i,
+        neural: [{ x: images(2, 100 + i), targets: new Float32Array(8).fill(1), seed: i }],
+      });
+      counts.push(tf.memory().numTensors);
+    }
+    const bytes = new Uint8Array(
+      model.vgg.params.get("conv1_1.weight")!.dataSync().buffer.slice(0),
+    );
+    const mu = Array.from(model.readout!.mu.dataSync());
+    await step.release();
+    opt.dispose();
+    for (const v of mtlParams(model).values()) v.dispose();
+    return { counts, bytes, mu };
+  };
+  const a = await run(100);
+  assertEquals(
+    new Set(a.counts.slice(1)).size,
+    1,
+    `live tensors changed: ${a.counts.slice(0, 5)}...`,
+  );
+  const b = await run(3);
+  const c = await run(3);
+  assertEquals(b.bytes, c.bytes);
+  assertEquals(b.mu, c.mu);
+});

@@ -1,0 +1,67 @@
+/**
+ * A compiled training-step graph on onnxruntime: named float32 inputs in, named float32 outputs
+ * out, every core busy (intra-op threads), idle threads not spinning between steps.
+ *
+ * @module
+ */
+import * as ort from "onnxruntime-node";
+import { CoreError } from "../../errors.ts";
+
+/** A float32 (or int64 index) array with its dims. */
+export interface Feed {
+  data: Float32Array | BigInt64Array;
+  dims: readonly number[];
+}
+
+/** A loaded graph. */
+export interface Program {
+  /** Runs it; resolves to every output by name. */
+  run(feeds: Record<string, Feed>): Promise<Record<string, Float32Array>>;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  release(): Promise<void>;
+}
+
+/** Threads of a training graph: COTRAIN_TRAIN_THREADS, else every core. */
+export function trainThreads(): number {
+  const env = Number(Deno.env.get("COTRAIN_TRAIN_THREADS") ?? "");
+  if (Number.isInteger(env) && env > 0) return env;
+  return Math.max(1, navigator.hardwareConcurrency ?? 1);
+}
+
+/** Loads ONNX `bytes` as a CPU session with `threads` intra-op threads. */
+export async function loadProgram(bytes: Uint8Array, threads = trainThreads()): Promise<Program> {
+  let session: ort.InferenceSession;
+  const profile = Deno.env.get("COTRAIN_ORT_PROFILE");
+  try {
+    session = await ort.InferenceSession.create(bytes, {
+      executionProviders: ["cpu"],
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: "sequential",
+      graphOptimizationLevel: "all",
+      // COTRAIN_ORT_PROFILE=<prefix>: onnxruntime writes a per-node timing JSON (chrome://tracing)
+      ...(profile ? { enableProfiling: true, profileFilePrefix: profile } : {}),
+      extra: { session: { intra_op: { allow_spinning: "0" } } },
+    });
+  } catch (err) {
+    throw CoreError.internal(`onnx: cannot load the training graph: ${(err as Error).message}`);
+  }
+  return {
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    async run(feeds) {
+      const t: Record<string, ort.Tensor> = {};
+      for (const [k, v] of Object.entries(feeds)) {
+        t[k] = v.data instanceof BigInt64Array
+          ? new ort.Tensor("int64", v.data, [...v.dims])
+          : new ort.Tensor("float32", v.data, [...v.dims]);
+      }
+      const res = await session.run(t);
+      const out: Record<string, Float32Array> = {};
+      for (const name of session.outputNames) out[name] = res[name].data as Float32Array;
+      return out;
+    },
+    release: () => session.release(),
+  };
+}
