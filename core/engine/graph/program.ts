@@ -65,3 +65,17 @@ export async function loadProgram(bytes: Uint8Array, threads = trainThreads()): 
     release: () => session.release(),
   };
 }
+
+/** The training engine: COTRAIN_TRAIN_ENGINE, `onnxruntime` (the default) or `tfjs`. */
+export type TrainEngine = "onnxruntime" | "tfjs";
+
+/** Reads COTRAIN_TRAIN_ENGINE (unknown values are an error naming the allowed ones). */
+export function trainEngine(): TrainEngine {
+  const v = Deno.env.get("COTRAIN_TRAIN_ENGINE") ?? "onnxruntime";
+  if (v !== "onnxruntime" && v !== "tfjs") {
+    throw CoreError.invalidArgument(
+      `COTRAIN_TRAIN_ENGINE: unknown engine ${v}; allowed: onnxruntime, tfjs`,
+    );
+  }
+  return v;
+}
