@@ -226,11 +226,6 @@ function floatsIn(sf: Float32Array, base: number, d: Float64Array, viaRgb: boole
   }
 }
 
-/** out[at..] = r (a loop: set() into a freshly allocated array is several times slower here). */
-function copyBytes(r: Uint8Array, out: Uint8Array, at: number): void {
-  for (let p = 0; p < r.length; p++) out[at + p] = r[p];
-}
-
 /** quantize(v, true) per value into bytes: floor(255 v + 1e-4) clamped (the store truncates). */
 function bytesOutTrunc(r: Float64Array, o8: Uint8Array, ob: number, n: number): void {
   for (let p = 0; p < n; p++) {
@@ -302,7 +297,7 @@ export function corruptBatch(batch: ImageBatch, options: CorruptOptions): ImageB
       const one = (src as Uint8Array).subarray(i * per, (i + 1) * per);
       if (o.corruption === "pixelate") {
         pixelateBytes(one, h, w, c, params, o.preset, out as Uint8Array, i * per);
-      } else copyBytes(jpegBytesRgb(one, h, w, params), out as Uint8Array, i * per);
+      } else jpegBytesRgb(one, h, w, params, out as Uint8Array, i * per);
     }
     return { dtype: batch.dtype, shape: [...batch.shape], data: out } as ImageBatch;
   }

@@ -27,7 +27,6 @@
  */
 import { defocusFilter } from "./defocus.ts";
 import { frostTexture } from "./frost.ts";
-import { jpegRoundTrip } from "./jpeg.ts";
 import {
   clip01,
   clippedZoom,
@@ -45,6 +44,7 @@ import {
   scratch,
   zoomSum,
 } from "./image.ts";
+import { jpegRoundTripFast } from "./kernels.ts";
 import {
   type CorruptionName,
   type ElasticAffine,
@@ -585,12 +585,22 @@ function pixelate(img: Img, f: number, preset: PresetName): Img {
   return fromBytes(up, h, w, c);
 }
 
-/** The JPEG round trip of 8-bit RGB (corruptBatch's uint8 fast path). */
-export function jpegBytesRgb(rgb: Uint8Array, h: number, w: number, quality: number): Uint8Array {
-  return jpegRoundTrip(rgb, h, w, quality);
+/**
+ * The JPEG round trip of 8-bit RGB (corruptBatch's uint8 fast path), written to out[at..]: PIL's
+ * libjpeg-turbo at `quality` (IJG tables, 4:2:0) bit for bit; see kernels.ts.
+ */
+export function jpegBytesRgb(
+  rgb: Uint8Array,
+  h: number,
+  w: number,
+  quality: number,
+  out: Uint8Array,
+  at: number,
+): void {
+  jpegRoundTripFast(rgb, h, w, quality, out, at);
 }
 
-/** A JPEG round trip at `quality` (libjpeg-turbo, IJG tables, 4:2:0; see jpeg.ts). */
+/** A JPEG round trip at `quality` (libjpeg's arithmetic, IJG tables, 4:2:0; see kernels.ts). */
 function jpegCompression(img: Img, quality: number): Img {
   const { h, w, c } = img;
   const bytes = toBytes(img);
@@ -599,7 +609,8 @@ function jpegCompression(img: Img, quality: number): Img {
     rgb = new Uint8Array(h * w * 3);
     for (let i = 0; i < h * w; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = bytes[i];
   }
-  const px = jpegRoundTrip(rgb, h, w, quality);
+  const px = new Uint8Array(h * w * 3);
+  jpegRoundTripFast(rgb, h, w, quality, px, 0);
   const out = newImage(h, w, c);
   for (let i = 0; i < h * w; i++) {
     if (c === 1) {

@@ -19,6 +19,7 @@
  * ```
  * @module
  */
+import { separableFast } from "./kernels.ts";
 
 /** An image: `data[(y * w + x) * c + k]`, float64, nominally in [0, 1]. */
 export interface Img {
@@ -306,11 +307,66 @@ function correlateDownColumnsSym(
   }
 }
 
+/** Kernels and border index maps of gaussianFilter, per (size, sigma, truncate, border). */
+const gaussPlans = new Map<string, { k: Float64Array; map: Int32Array }>();
+
+function gaussPlan(n: number, sigma: number, truncate: number, border: Border, rows: boolean) {
+  const key = `${n}/${sigma}/${truncate}/${border}/${rows}`;
+  let p = gaussPlans.get(key);
+  if (p) return p;
+  const k = gaussianWeights(sigma, truncate);
+  const taps = k.length, r = (taps - 1) >> 1, idx = BORDERS[border];
+  let map: Int32Array;
+  if (rows) {
+    // output row o, tap t: source row
+    map = new Int32Array(n * taps);
+    for (let o = 0; o < n; o++) {
+      for (let t = 0; t < taps; t++) map[o * taps + t] = idx(o + t - r, n);
+    }
+  } else {
+    // padded column x: source column
+    map = new Int32Array(n + taps - 1);
+    for (let x = 0; x < map.length; x++) map[x] = idx(x - r, n);
+  }
+  p = { k, map };
+  if (gaussPlans.size >= 256) gaussPlans.clear();
+  gaussPlans.set(key, p);
+  return p;
+}
+
 /**
  * scipy.ndimage.gaussian_filter over the two spatial axes (each channel alone), as
- * skimage.filters.gaussian calls it: rows first, then columns.
+ * skimage.filters.gaussian calls it: rows first, then columns. Runs kernels.ts's WebAssembly
+ * passes: the same sums in the same order as {@linkcode correlate1d} (bit for bit).
  */
 export function gaussianFilter(
+  img: Img,
+  sigmaY: number,
+  sigmaX: number,
+  border: Border,
+  truncate = 4,
+): Img {
+  const { h, w, c } = img;
+  if (!(sigmaY > 0) && !(sigmaX > 0)) return { ...img, data: img.data.slice() };
+  const py = sigmaY > 0 ? gaussPlan(h, sigmaY, truncate, border, true) : null;
+  const px = sigmaX > 0 ? gaussPlan(w, sigmaX, truncate, border, false) : null;
+  const out = newImage(h, w, c);
+  separableFast(
+    img.data,
+    out.data,
+    h,
+    w,
+    c,
+    py?.k ?? null,
+    py?.map ?? null,
+    px?.k ?? null,
+    px?.map ?? null,
+  );
+  return out;
+}
+
+/** {@linkcode gaussianFilter} in JavaScript (correlate1d twice): the reference of its tests. */
+export function gaussianFilterJs(
   img: Img,
   sigmaY: number,
   sigmaX: number,

@@ -1,0 +1,162 @@
+/**
+ * The corruptions' hot loops in WebAssembly with SIMD (wasm/kernels.c, built by wasm/build.sh into
+ * wasm/kernels_wasm.ts, committed): the JPEG round trip and the Gaussian filter's passes. Why not
+ * JavaScript: at 64x64 the reference's C/SIMD libraries (PIL's libjpeg-turbo, scipy's correlate)
+ * beat scalar JS by 2-4x; WebAssembly SIMD runs two doubles (or the JPEG's integer blocks) per
+ * instruction without bounds checks, is part of Deno itself (no native addon, nothing to install
+ * on a clean machine), and gives the same bits on every machine (no fused multiply-add, no
+ * reassociation). Why not an npm codec for the JPEG: the WebAssembly libjpeg-turbo build used
+ * before (@cornerstonejs/codec-libjpeg-turbo-8bit) took ~0.6 ms per 64x64 round trip (per-call
+ * set-up and the lossless entropy coding) and wrote progressive JPEGs, whose pixels differed from
+ * PIL's by a few levels; sharp (libvips, a native addon) is asynchronous, with per-call pipeline
+ * costs of the same order. kernels.c computes libjpeg's lossy stages only, and its pixels equal
+ * PIL's save/open round trip byte for byte (kernels_test.ts, fixtures made by PIL itself).
+ *
+ * The module's memory is an arena laid out per call (calls are synchronous); it grows to the
+ * largest call up to {@linkcode ARENA_MAX} bytes, larger calls run in a throwaway instance.
+ *
+ * @example
+ * ```ts
+ * import { jpegRoundTripFast } from "./kernels.ts";
+ * const rgb = new Uint8Array(32 * 32 * 3).fill(200);
+ * const out = new Uint8Array(rgb.length);
+ * jpegRoundTripFast(rgb, 32, 32, 25, out, 0);
+ * console.log(out[0] > 190 && out[0] < 210); // true
+ * ```
+ * @module
+ */
+import { KERNELS_WASM_BASE64 } from "./wasm/kernels_wasm.ts";
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  __heap_base: WebAssembly.Global;
+  jpeg_work_bytes(h: number, w: number): number;
+  jpeg_roundtrip(rgb: number, out: number, h: number, w: number, q: number, work: number): void;
+  corr_y(
+    src: number,
+    dst: number,
+    k: number,
+    taps: number,
+    map: number,
+    h: number,
+    rowLen: number,
+    sym: number,
+  ): void;
+  corr_x(
+    src: number,
+    dst: number,
+    k: number,
+    taps: number,
+    xs: number,
+    h: number,
+    w: number,
+    c: number,
+    sym: number,
+    pad: number,
+  ): void;
+}
+
+/**
+ * Largest arena (bytes) kept between calls: a larger call runs in a fresh instance of the module
+ * that is dropped afterwards (WebAssembly memory cannot shrink), so large images pin no memory.
+ */
+export const ARENA_MAX = 64 << 20;
+
+const MODULE = (() => {
+  const bin = atob(KERNELS_WASM_BASE64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return new WebAssembly.Module(bytes);
+})();
+
+function instantiate(): Exports {
+  return new WebAssembly.Instance(MODULE, {}).exports as unknown as Exports;
+}
+
+const shared = instantiate();
+const BASE = (Number(shared.__heap_base.value) + 15) & ~15;
+
+/** An instance whose arena (from BASE) holds at least `bytes`. */
+function arena(bytes: number): Exports {
+  const wasm = bytes <= ARENA_MAX ? shared : instantiate();
+  const need = BASE + bytes, have = wasm.memory.buffer.byteLength;
+  if (need > have) wasm.memory.grow(Math.ceil((need - have) / 65536));
+  return wasm;
+}
+
+const align = (n: number) => (n + 15) & ~15;
+
+/**
+ * 8-bit RGB (h x w x 3) through a baseline JPEG at `quality` (IJG tables, 4:2:0, libjpeg's
+ * arithmetic; see the module docs), written to out[at..].
+ */
+export function jpegRoundTripFast(
+  rgb: Uint8Array,
+  h: number,
+  w: number,
+  quality: number,
+  out: Uint8Array,
+  at: number,
+): void {
+  const n = h * w * 3;
+  const inAt = BASE, outAt = inAt + align(n), workAt = outAt + align(n);
+  const wasm = arena(workAt - BASE + align(shared.jpeg_work_bytes(h, w)));
+  const heap = new Uint8Array(wasm.memory.buffer);
+  heap.set(rgb.subarray(0, n), inAt);
+  wasm.jpeg_roundtrip(inAt, outAt, h, w, quality, workAt);
+  out.set(heap.subarray(outAt, outAt + n), at);
+}
+
+/** Whether kernel[t] === kernel[taps - 1 - t] for every t (odd length). */
+function isSymmetric(kernel: Float64Array): boolean {
+  const n = kernel.length;
+  if (n % 2 === 0) return false;
+  for (let t = 0; t < n >> 1; t++) if (kernel[t] !== kernel[n - 1 - t]) return false;
+  return true;
+}
+
+/**
+ * Separable correlation of an h x w x c image: `ky` down the columns with source row offsets
+ * `ysMap` (output row o, tap t: source row index at o * ky.length + t), then `kx` along the rows
+ * with source column indices `xs` (w + kx.length - 1 of them); either kernel may be null (pass
+ * skipped). The same sums in the same order as image.ts's correlate1d.
+ */
+export function separableFast(
+  src: Float64Array,
+  dst: Float64Array,
+  h: number,
+  w: number,
+  c: number,
+  ky: Float64Array | null,
+  ysMap: Int32Array | null,
+  kx: Float64Array | null,
+  xs: Int32Array | null,
+): void {
+  const n = h * w * c;
+  const img = align(n * 8);
+  const kyLen = ky ? ky.length : 0, kxLen = kx ? kx.length : 0;
+  const aAt = BASE, bAt = aAt + img, kyAt = bAt + img, kxAt = kyAt + align(kyLen * 8);
+  const mapAt = kxAt + align(kxLen * 8), xsAt = mapAt + align(h * kyLen * 4);
+  const padAt = xsAt + align((w + kxLen) * 4);
+  const end = padAt + align((w + kxLen) * c * 8);
+  const wasm = arena(end - BASE);
+  const buf = wasm.memory.buffer;
+  const f64 = new Float64Array(buf), i32 = new Int32Array(buf);
+  f64.set(src.subarray(0, n), aAt >> 3);
+  let cur = aAt, other = bAt;
+  if (ky && ysMap) {
+    f64.set(ky, kyAt >> 3);
+    const m = i32.subarray(mapAt >> 2, (mapAt >> 2) + h * kyLen);
+    for (let i = 0; i < m.length; i++) m[i] = ysMap[i] * w * c;
+    wasm.corr_y(cur, other, kyAt, kyLen, mapAt, h, w * c, isSymmetric(ky) ? 1 : 0);
+    [cur, other] = [other, cur];
+  }
+  if (kx && xs) {
+    f64.set(kx, kxAt >> 3);
+    const m = i32.subarray(xsAt >> 2, (xsAt >> 2) + w + kxLen - 1);
+    for (let i = 0; i < m.length; i++) m[i] = xs[i] * c;
+    wasm.corr_x(cur, other, kxAt, kxLen, xsAt, h, w, c, isSymmetric(kx) ? 1 : 0, padAt);
+    [cur, other] = [other, cur];
+  }
+  dst.set(f64.subarray(cur >> 3, (cur >> 3) + n));
+}
