@@ -37,6 +37,7 @@ import {
   LUMA,
   motionBlur,
   newImage,
+  pilBoxCoeffs,
   pilResizeBox,
   pilResizeNearest,
   reflect101Index,
@@ -44,7 +45,7 @@ import {
   scratch,
   zoomSum,
 } from "./image.ts";
-import { jpegRoundTripFast } from "./kernels.ts";
+import { jpegRoundTripFast, pixelateFast } from "./kernels.ts";
 import {
   type CorruptionName,
   type ElasticAffine,
@@ -564,14 +565,48 @@ export function pixelateBytes(
   at = 0,
 ): Uint8Array {
   const oh = Math.max(1, Math.trunc(h * f)), ow = Math.max(1, Math.trunc(w * f));
-  const small = pilResizeBox(bytes, h, w, c, oh, ow);
   if (PRESETS[preset].pixelate_up === "box") {
+    const small = pilResizeBox(bytes, h, w, c, oh, ow);
     const up = pilResizeBox(small, oh, ow, c, h, w);
     if (!out) return up;
     for (let i = 0; i < up.length; i++) out[at + i] = up[i];
     return out;
   }
-  return pilResizeNearest(small, oh, ow, c, h, w, out, at);
+  // Box down and nearest up in one WebAssembly call (the same integer arithmetic as
+  // pilResizeBox and pilResizeNearest).
+  const m = nearestMaps(h, w, c, oh, ow);
+  const dst = out ?? new Uint8Array(h * w * c);
+  pixelateFast(
+    bytes,
+    h,
+    w,
+    c,
+    oh,
+    ow,
+    pilBoxCoeffs(w, ow),
+    pilBoxCoeffs(h, oh),
+    m.xs,
+    m.ys,
+    dst,
+    at,
+  );
+  return dst;
+}
+
+/** pilResizeNearest's source maps from oh x ow up to h x w (column offsets times c), cached. */
+const nearest = new Map<string, { xs: Int32Array; ys: Int32Array }>();
+function nearestMaps(h: number, w: number, c: number, oh: number, ow: number) {
+  const key = `${h}/${w}/${c}/${oh}/${ow}`;
+  let m = nearest.get(key);
+  if (!m) {
+    const xs = new Int32Array(w), ys = new Int32Array(h);
+    for (let x = 0; x < w; x++) xs[x] = Math.min(ow - 1, Math.floor((x + 0.5) * ow / w)) * c;
+    for (let y = 0; y < h; y++) ys[y] = Math.min(oh - 1, Math.floor((y + 0.5) * oh / h));
+    m = { xs, ys };
+    if (nearest.size >= 256) nearest.clear();
+    nearest.set(key, m);
+  }
+  return m;
 }
 
 /** PIL box down by `f`, then nearest (imagecorruptions) or box (Tiny ImageNet-C) back up. */

@@ -19,6 +19,7 @@
  * @module
  */
 import { type Img, newImage, reflect101Index, scratch as keptScratch } from "./image.ts";
+import { defocusFast } from "./kernels.ts";
 
 /** OpenCV's getGaussianKernel for sigma > 0. */
 function cvGaussian(ksize: number, sigma: number): Float64Array {
@@ -464,8 +465,37 @@ function interleave(d: Float64Array, o: Float64Array, k: number, c: number, n: n
   for (let i = 0, q = k; i < n; i++, q += c) d[q] = o[i];
 }
 
-/** `cv2.filter2D(img, -1, disk(radius, aliasBlur))` per channel, BORDER_REFLECT_101. */
+/** Border maps of the padded plane per (h, w, c, P): source rows, source column offsets. */
+const borderMaps = new Map<string, { ys: Int32Array; xs: Int32Array }>();
+
+/**
+ * `cv2.filter2D(img, -1, disk(radius, aliasBlur))` per channel, BORDER_REFLECT_101: the passes of
+ * {@linkcode defocusFilterJs} in WebAssembly (kernels.ts), bit for bit the same.
+ */
 export function defocusFilter(img: Img, radius: number, aliasBlur: number): Img {
+  const { h, w, c } = img;
+  const p = planFor(radius, aliasBlur);
+  const P = p.pad;
+  const g = p.gauss;
+  const identity = g.length === 3 && g[0] < 1e-18 && p.ew.length === 0;
+  const key = `${h}/${w}/${c}/${P}`;
+  let m = borderMaps.get(key);
+  if (!m) {
+    const ph = h + 2 * P, pw = w + 2 * P;
+    const ys = new Int32Array(ph), xs = new Int32Array(pw);
+    for (let y = 0; y < ph; y++) ys[y] = reflect101Index(y - P, h);
+    for (let x = 0; x < pw; x++) xs[x] = reflect101Index(x - P, w) * c;
+    m = { ys, xs };
+    if (borderMaps.size >= 64) borderMaps.clear();
+    borderMaps.set(key, m);
+  }
+  const out = newImage(h, w, c);
+  defocusFast(img.data, out.data, h, w, c, p, identity, m.ys, m.xs);
+  return out;
+}
+
+/** {@linkcode defocusFilter} in JavaScript (the reference of its WebAssembly passes in tests). */
+export function defocusFilterJs(img: Img, radius: number, aliasBlur: number): Img {
   const { h, w, c } = img;
   const p = planFor(radius, aliasBlur);
   const P = p.pad;

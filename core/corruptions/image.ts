@@ -893,7 +893,7 @@ export function editHsv(img: Img, edit: (hsv: [number, number, number]) => void)
 const boxCoeffs = new Map<string, { ksize: number; bounds: Int32Array; kk: Int32Array }>();
 
 /** {@linkcode pilBoxCoeffsOf}, cached per (in, out) size. */
-function pilBoxCoeffs(inSize: number, outSize: number) {
+export function pilBoxCoeffs(inSize: number, outSize: number) {
   const key = `${inSize}/${outSize}`;
   let t = boxCoeffs.get(key);
   if (!t) {

@@ -42,6 +42,9 @@ interface Exports {
     rowLen: number,
     sym: number,
   ): void;
+  defocus_scratch_doubles(h: number, w: number, P: number, gl: number): number;
+  defocus(...args: number[]): void;
+  pixelate(...args: number[]): void;
   corr_x(
     src: number,
     dst: number,
@@ -159,4 +162,158 @@ export function separableFast(
     [cur, other] = [other, cur];
   }
   dst.set(f64.subarray(cur >> 3, (cur >> 3) + n));
+}
+
+/** The plan of a defocus kernel (see defocus.ts's planFor). */
+export interface DefocusPlanArrays {
+  radius: number;
+  halfWidth: Int32Array;
+  count: number;
+  gauss: Float64Array;
+  pad: number;
+  ey: Int32Array;
+  ehw: Int32Array;
+  ew: Float64Array;
+  cy: Int32Array;
+  cx: Int32Array;
+  cw: Float64Array;
+}
+
+/**
+ * defocus.ts's disk filter of an h x w x c image, all its passes in WebAssembly: the same sums
+ * in the same order (bit for bit). `ys`, `xs`: the padded plane's source rows and columns.
+ */
+export function defocusFast(
+  src: Float64Array,
+  dst: Float64Array,
+  h: number,
+  w: number,
+  c: number,
+  p: DefocusPlanArrays,
+  identity: boolean,
+  ys: Int32Array,
+  xs: Int32Array,
+): void {
+  const n = h * w * c, gl = p.gauss.length, ne = p.ew.length, nc = p.cw.length;
+  let at = BASE;
+  const take = (bytes: number) => {
+    const o = at;
+    at += align(bytes);
+    return o;
+  };
+  const srcAt = take(n * 8), dstAt = take(n * 8);
+  const hwAt = take(p.halfWidth.length * 4), gAt = take(gl * 8);
+  const eyAt = take(ne * 4), ehwAt = take(ne * 4), ewAt = take(ne * 8);
+  const cyAt = take(nc * 4), cxAt = take(nc * 4), cwAt = take(nc * 8);
+  const ysAt = take(ys.length * 4), xsAt = take(xs.length * 4);
+  const scratchAt = take(shared.defocus_scratch_doubles(h, w, p.pad, gl) * 8);
+  const wasm = arena(at - BASE);
+  const buf = wasm.memory.buffer;
+  const f64 = new Float64Array(buf), i32 = new Int32Array(buf);
+  f64.set(src.subarray(0, n), srcAt >> 3);
+  i32.set(p.halfWidth, hwAt >> 2);
+  f64.set(p.gauss, gAt >> 3);
+  i32.set(p.ey, eyAt >> 2);
+  i32.set(p.ehw, ehwAt >> 2);
+  f64.set(p.ew, ewAt >> 3);
+  i32.set(p.cy, cyAt >> 2);
+  i32.set(p.cx, cxAt >> 2);
+  f64.set(p.cw, cwAt >> 3);
+  i32.set(ys, ysAt >> 2);
+  i32.set(xs, xsAt >> 2);
+  wasm.defocus(
+    srcAt,
+    dstAt,
+    h,
+    w,
+    c,
+    p.pad,
+    p.radius,
+    hwAt,
+    gAt,
+    gl,
+    eyAt,
+    ehwAt,
+    ewAt,
+    ne,
+    cyAt,
+    cxAt,
+    cwAt,
+    nc,
+    1 / p.count,
+    identity ? 1 : 0,
+    ysAt,
+    xsAt,
+    scratchAt,
+  );
+  dst.set(f64.subarray(dstAt >> 3, (dstAt >> 3) + n));
+}
+
+/** PIL's box-filter coefficients of one axis (image.ts's pilBoxPlan). */
+export interface BoxPlan {
+  ksize: number;
+  bounds: Int32Array;
+  kk: Int32Array;
+}
+
+/**
+ * image.ts's pilResizeBox down to oh x ow, then pilResizeNearest back up (source column offsets
+ * `xs`, times c, and rows `ys` of the small image), of 8-bit h x w x c, into out[at..]: the same
+ * integer arithmetic, the same bytes.
+ */
+export function pixelateFast(
+  src: Uint8Array,
+  h: number,
+  w: number,
+  c: number,
+  oh: number,
+  ow: number,
+  px: BoxPlan,
+  py: BoxPlan,
+  xs: Int32Array,
+  ys: Int32Array,
+  out: Uint8Array,
+  at: number,
+): void {
+  const n = h * w * c;
+  let a = BASE;
+  const take = (bytes: number) => {
+    const o = a;
+    a += align(bytes);
+    return o;
+  };
+  const srcAt = take(n), outAt = take(n), tmpAt = take(h * ow * c), smallAt = take(oh * ow * c);
+  const bxAt = take(px.bounds.length * 4), kxAt = take(px.kk.length * 4);
+  const byAt = take(py.bounds.length * 4), kyAt = take(py.kk.length * 4);
+  const xsAt = take(xs.length * 4), ysAt = take(ys.length * 4);
+  const wasm = arena(a - BASE);
+  const buf = wasm.memory.buffer;
+  const u8 = new Uint8Array(buf), i32 = new Int32Array(buf);
+  u8.set(src.subarray(0, n), srcAt);
+  i32.set(px.bounds, bxAt >> 2);
+  i32.set(px.kk, kxAt >> 2);
+  i32.set(py.bounds, byAt >> 2);
+  i32.set(py.kk, kyAt >> 2);
+  i32.set(xs, xsAt >> 2);
+  i32.set(ys, ysAt >> 2);
+  wasm.pixelate(
+    srcAt,
+    outAt,
+    h,
+    w,
+    c,
+    oh,
+    ow,
+    px.ksize,
+    bxAt,
+    kxAt,
+    py.ksize,
+    byAt,
+    kyAt,
+    xsAt,
+    ysAt,
+    tmpAt,
+    smallAt,
+  );
+  out.set(u8.subarray(outAt, outAt + n), at);
 }

@@ -1,13 +1,21 @@
 /**
  * The WebAssembly kernels (kernels.ts) against what they replace: the JPEG round trip against
  * PIL's own (fixtures from testdata/make_jpeg_pil.py: Pillow 9.4 on libjpeg-turbo 2.1.5, the
- * reference's stack), byte for byte; the Gaussian filter against the JavaScript correlate1d
- * passes, bit for bit.
+ * reference's stack), byte for byte; the Gaussian filter, the defocus disk filter and pixelate
+ * against the JavaScript code they replace (kept for these tests), bit for bit.
  */
 import { assert, assertEquals } from "../../test/assert.ts";
 import { decodePng } from "../io/image.ts";
 import { corruptBatch } from "./corrupt.ts";
-import { gaussianFilter, gaussianFilterJs, newImage } from "./image.ts";
+import { pixelateBytes } from "./corruptions.ts";
+import { defocusFilter, defocusFilterJs } from "./defocus.ts";
+import {
+  gaussianFilter,
+  gaussianFilterJs,
+  newImage,
+  pilResizeBox,
+  pilResizeNearest,
+} from "./image.ts";
 import { jpegRoundTripFast } from "./kernels.ts";
 import { PRESETS } from "./presets.ts";
 import { streamFor } from "./rng.ts";
@@ -94,6 +102,39 @@ Deno.test("gaussian filter: the WebAssembly passes equal correlate1d bit for bit
         for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) diff++;
         assertEquals(diff, 0, `${h}x${w}x${c} ${border} sigma ${sy},${sx} truncate ${truncate}`);
       }
+    }
+  }
+});
+
+Deno.test("defocus: the WebAssembly passes equal defocusFilterJs bit for bit, both presets' kernels", () => {
+  const rng = streamFor(11, 0, 0, 0);
+  const kernels = [
+    ...PRESETS["imagecorruptions"].defocus_blur,
+    ...PRESETS["tiny-imagenet-c"].defocus_blur,
+  ];
+  for (const [h, w, c] of [[64, 64, 3], [33, 47, 1], [40, 35, 3]]) {
+    const img = newImage(h, w, c);
+    for (let i = 0; i < img.data.length; i++) img.data[i] = rng.uniform();
+    for (const [radius, alias] of kernels) {
+      const a = defocusFilter(img, radius, alias).data;
+      const b = defocusFilterJs(img, radius, alias).data;
+      let diff = 0;
+      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) diff++;
+      assertEquals(diff, 0, `${h}x${w}x${c} radius ${radius} alias ${alias}`);
+    }
+  }
+});
+
+Deno.test("pixelate: the WebAssembly box-down, nearest-up equals pilResizeBox + pilResizeNearest", () => {
+  const rng = streamFor(13, 0, 0, 0);
+  for (const [h, w, c] of [[64, 64, 3], [33, 47, 1], [40, 35, 3], [32, 32, 1]]) {
+    const x = new Uint8Array(h * w * c);
+    for (let i = 0; i < x.length; i++) x[i] = Math.floor(rng.uniform() * 256);
+    for (const f of [...PRESETS["imagecorruptions"].pixelate, 0.9, 0.3]) {
+      const got = pixelateBytes(x, h, w, c, f, "imagecorruptions");
+      const oh = Math.max(1, Math.trunc(h * f)), ow = Math.max(1, Math.trunc(w * f));
+      const want = pilResizeNearest(pilResizeBox(x, h, w, c, oh, ow), oh, ow, c, h, w);
+      assertEquals(differing(got, want), 0, `${h}x${w}x${c} factor ${f}`);
     }
   }
 });

@@ -607,4 +607,308 @@ void corr_x(const double *src, double *dst, const double *k, int taps, const int
     }
   }
 }
+
+/* ---------------------------------------------------------------- defocus (see defocus.ts) */
+
+typedef v128_t F2;
+#define LD(p) wasm_v128_load(p)
+#define ST(p, v) wasm_v128_store(p, v)
+#define FADD wasm_f64x2_add
+#define FSUB wasm_f64x2_sub
+#define FMUL wasm_f64x2_mul
+#define FS wasm_f64x2_splat
+
+/* Disk sums (eh x ew) from row prefix sums sm (row stride sw). */
+static void disk_sums(double *a, const double *sm, const int32_t *hwOf, int r, int eh, int ew,
+                      int sw, int P, int gr) {
+  int32_t his[2 * r + 1], los[2 * r + 1];
+  for (int y = 0; y < eh; y++) {
+    int nr = 0;
+    for (int dy = -r; dy <= r; dy++) {
+      int hw = hwOf[dy + r];
+      if (hw < 0) continue;
+      int so = (y - gr + dy + P) * sw + P - gr;
+      his[nr] = so + hw + 1;
+      los[nr++] = so - hw;
+    }
+    double *ao = a + y * ew;
+    int x = 0;
+    for (; x + 4 <= ew; x += 4) {
+      F2 s0 = FS(0), s1 = FS(0);
+      for (int j = 0; j < nr; j++) {
+        const double *hi = sm + his[j] + x, *lo = sm + los[j] + x;
+        s0 = FADD(s0, FSUB(LD(hi), LD(lo)));
+        s1 = FADD(s1, FSUB(LD(hi + 2), LD(lo + 2)));
+      }
+      ST(ao + x, s0);
+      ST(ao + x + 2, s1);
+    }
+    for (; x < ew; x++) {
+      double v = 0;
+      for (int j = 0; j < nr; j++) v += sm[his[j] + x] - sm[los[j] + x];
+      ao[x] = v;
+    }
+  }
+}
+
+/* out (h x n) (+)= sum over t of g[t] * scale * inp rows y + t. */
+static void col_gauss(double *out, const double *inp, const double *g, int gl, double scale,
+                      int h, int n, int add) {
+  double gs[8];
+  for (int t = 0; t < gl; t++) gs[t] = g[t] * scale;
+  for (int y = 0; y < h; y++) {
+    double *oo = out + y * n;
+    int x = 0;
+    for (; x + 4 <= n; x += 4) {
+      F2 s0 = add ? LD(oo + x) : FS(0), s1 = add ? LD(oo + x + 2) : FS(0);
+      for (int t = 0; t < gl; t++) {
+        F2 gt = FS(gs[t]);
+        const double *io = inp + (y + t) * n + x;
+        s0 = FADD(s0, FMUL(gt, LD(io)));
+        s1 = FADD(s1, FMUL(gt, LD(io + 2)));
+      }
+      ST(oo + x, s0);
+      ST(oo + x + 2, s1);
+    }
+    for (; x < n; x++) {
+      double v = add ? oo[x] : 0;
+      for (int t = 0; t < gl; t++) v += gs[t] * inp[(y + t) * n + x];
+      oo[x] = v;
+    }
+  }
+}
+
+/* out (h x w) = the Gaussian along the rows of b (h x (w + gl - 1)). */
+static void row_gauss(double *out, const double *b, const double *g, int gl, int h, int w) {
+  int bw = w + gl - 1;
+  for (int y = 0; y < h; y++) {
+    const double *bo = b + y * bw;
+    double *oo = out + y * w;
+    int x = 0;
+    for (; x + 4 <= w; x += 4) {
+      F2 s0 = FS(0), s1 = FS(0);
+      for (int t = 0; t < gl; t++) {
+        F2 gt = FS(g[t]);
+        s0 = FADD(s0, FMUL(gt, LD(bo + x + t)));
+        s1 = FADD(s1, FMUL(gt, LD(bo + x + t + 2)));
+      }
+      ST(oo + x, s0);
+      ST(oo + x + 2, s1);
+    }
+    for (; x < w; x++) {
+      double v = 0;
+      for (int t = 0; t < gl; t++) v += g[t] * bo[x + t];
+      oo[x] = v;
+    }
+  }
+}
+
+/* b (h x ew) += E's weights times horizontal box sums. */
+static void edge_rows(double *b, const double *sm, const int32_t *ey, const int32_t *ehw,
+                      const double *eww, int ne, int h, int ew, int sw, int P, int gr) {
+  int32_t his[ne], los[ne];
+  for (int y = 0; y < h; y++) {
+    for (int e = 0; e < ne; e++) {
+      int so = (y + ey[e] + P) * sw + P - gr;
+      his[e] = so + ehw[e] + 1;
+      los[e] = so - ehw[e];
+    }
+    double *bo = b + y * ew;
+    int x = 0;
+    for (; x + 4 <= ew; x += 4) {
+      F2 s0 = LD(bo + x), s1 = LD(bo + x + 2);
+      for (int e = 0; e < ne; e++) {
+        F2 wt = FS(eww[e]);
+        const double *hi = sm + his[e] + x, *lo = sm + los[e] + x;
+        s0 = FADD(s0, FMUL(wt, FSUB(LD(hi), LD(lo))));
+        s1 = FADD(s1, FMUL(wt, FSUB(LD(hi + 2), LD(lo + 2))));
+      }
+      ST(bo + x, s0);
+      ST(bo + x + 2, s1);
+    }
+    for (; x < ew; x++) {
+      double v = bo[x];
+      for (int e = 0; e < ne; e++) v += eww[e] * (sm[his[e] + x] - sm[los[e] + x]);
+      bo[x] = v;
+    }
+  }
+}
+
+/* F (eh x w) = E's weights times vertical box sums (column prefix sums cm, row stride pw). */
+static void edge_cols(double *F, const double *cm, const int32_t *ey, const int32_t *ehw,
+                      const double *eww, int ne, int eh, int w, int pw, int P, int gr) {
+  int32_t tops[ne], bots[ne];
+  for (int y = 0; y < eh; y++) {
+    for (int e = 0; e < ne; e++) {
+      int off = ey[e] + P;
+      tops[e] = (P - gr + y - ehw[e]) * pw + off;
+      bots[e] = (P - gr + y + ehw[e] + 1) * pw + off;
+    }
+    double *fo = F + y * w;
+    int x = 0;
+    for (; x + 4 <= w; x += 4) {
+      F2 s0 = FS(0), s1 = FS(0);
+      for (int e = 0; e < ne; e++) {
+        F2 wt = FS(eww[e]);
+        const double *bo = cm + bots[e] + x, *to = cm + tops[e] + x;
+        s0 = FADD(s0, FMUL(wt, FSUB(LD(bo), LD(to))));
+        s1 = FADD(s1, FMUL(wt, FSUB(LD(bo + 2), LD(to + 2))));
+      }
+      ST(fo + x, s0);
+      ST(fo + x + 2, s1);
+    }
+    for (; x < w; x++) {
+      double v = 0;
+      for (int e = 0; e < ne; e++) v += eww[e] * (cm[bots[e] + x] - cm[tops[e] + x]);
+      fo[x] = v;
+    }
+  }
+}
+
+/*
+ * defocus.ts's defocusFilter, all channels: the same passes, the same sums in the same order
+ * (bit for bit). Integer inputs: ys (ph source rows), xs (pw source column offsets, times c),
+ * hwOf (2 r + 1), ey, ehw (ne), cy, cx (nc); doubles: gauss (gl), eww (ne), cw (nc). scratch:
+ * defocus_scratch_doubles(...) doubles.
+ */
+EXPORT("defocus")
+void defocus(const double *src, double *dst, int h, int w, int c, int P, int r,
+             const int32_t *hwOf, const double *gauss, int gl, const int32_t *ey,
+             const int32_t *ehw, const double *eww, int ne, const int32_t *cy, const int32_t *cx,
+             const double *cw, int nc, double inv, int identity, const int32_t *ys,
+             const int32_t *xs, double *scratch) {
+  int gr = (gl - 1) >> 1;
+  int ph = h + 2 * P, pw = w + 2 * P, sw = pw + 1;
+  int eh = h + 2 * gr, ew = w + 2 * gr;
+  double *pl = scratch, *sm = pl + ph * pw, *a = sm + ph * sw, *b = a + eh * ew;
+  double *o = b + h * ew, *cm = o + h * w, *F = cm + (ph + 1) * pw;
+  int rowLen = w * c;
+  for (int k = 0; k < c; k++) {
+    for (int y = 0; y < ph; y++) {
+      const double *srow = src + ys[y] * rowLen + k;
+      double *po = pl + y * pw, *so = sm + y * sw;
+      double acc = 0;
+      for (int x = 0; x < pw; x++) {
+        double v = srow[xs[x]];
+        po[x] = v;
+        so[x] = acc;
+        acc += v;
+      }
+      so[pw] = acc;
+    }
+    disk_sums(a, sm, hwOf, r, eh, ew, sw, P, gr);
+    if (identity) {
+      for (int y = 0; y < h; y++) {
+        const double *ao = a + (y + gr) * ew + gr;
+        double *oo = o + y * w;
+        for (int x = 0; x < w; x++) oo[x] = ao[x] * inv;
+      }
+    } else {
+      col_gauss(b, a, gauss, gl, inv, h, ew, 0);
+      if (ne > 0) edge_rows(b, sm, ey, ehw, eww, ne, h, ew, sw, P, gr);
+      row_gauss(o, b, gauss, gl, h, w);
+    }
+    if (ne > 0) {
+      for (int x = 0; x < pw; x++) cm[x] = 0;
+      for (int y = 0; y < ph; y++) {
+        const double *prev = cm + y * pw, *row = pl + y * pw;
+        double *next = cm + (y + 1) * pw;
+        for (int x = 0; x < pw; x++) next[x] = prev[x] + row[x];
+      }
+      edge_cols(F, cm, ey, ehw, eww, ne, eh, w, pw, P, gr);
+      col_gauss(o, F, gauss, gl, 1, h, w, 1);
+    }
+    for (int j = 0; j < nc; j++) {
+      double wt = cw[j];
+      const double *base = pl + (P + cy[j]) * pw + P + cx[j];
+      for (int y = 0; y < h; y++) {
+        double *oo = o + y * w;
+        const double *po = base + y * pw;
+        for (int x = 0; x < w; x++) oo[x] += wt * po[x];
+      }
+    }
+    double *d = dst + k;
+    for (int i = 0; i < h * w; i++) d[i * c] = o[i];
+  }
+}
+
+EXPORT("defocus_scratch_doubles")
+int defocus_scratch_doubles(int h, int w, int P, int gl) {
+  int gr = (gl - 1) >> 1;
+  int ph = h + 2 * P, pw = w + 2 * P, sw = pw + 1;
+  int eh = h + 2 * gr, ew = w + 2 * gr;
+  return ph * pw + ph * sw + eh * ew + h * ew + h * w + (ph + 1) * pw + eh * w + 8;
+}
+
+/* ---------------------------------------------------------------- pixelate (see image.ts) */
+
+static inline uint8_t clip8(int32_t v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
+
+/*
+ * PIL's Image.resize(BOX) of 8-bit h x w x c to oh x ow (22-bit fixed-point taps kk, ksize per
+ * output, with bounds [start, count] per output; horizontal pass, then vertical, uint8 between;
+ * a pass is skipped when its size does not change), then PIL's NEAREST back to h x w (source
+ * column offsets xs, source rows ys, both of the small image). tmp, small: h * ow * c and
+ * oh * ow * c bytes.
+ */
+EXPORT("pixelate")
+void pixelate(const uint8_t *src, uint8_t *out, int h, int w, int c, int oh, int ow,
+              int kxSize, const int32_t *bx, const int32_t *kx, int kySize, const int32_t *by,
+              const int32_t *ky, const int32_t *xs, const int32_t *ys, uint8_t *tmp,
+              uint8_t *small) {
+  const uint8_t *cur = src;
+  if (ow != w) {
+    for (int y = 0; y < h; y++) {
+      for (int x = 0; x < ow; x++) {
+        int xmin = bx[2 * x], xmax = bx[2 * x + 1];
+        const uint8_t *s = src + (y * w + xmin) * c;
+        const int32_t *k = kx + x * kxSize;
+        uint8_t *o = tmp + (y * ow + x) * c;
+        for (int j = 0; j < c; j++) {
+          int32_t acc = 1 << 21;
+          for (int t = 0; t < xmax; t++) acc += s[t * c + j] * k[t];
+          o[j] = clip8(acc >> 22);
+        }
+      }
+    }
+    cur = tmp;
+  }
+  int rowLen = ow * c;
+  if (oh != h) {
+    for (int y = 0; y < oh; y++) {
+      int ymin = by[2 * y], ymax = by[2 * y + 1];
+      const int32_t *k = ky + y * kySize;
+      const uint8_t *s = cur + ymin * rowLen;
+      uint8_t *o = small + y * rowLen;
+      for (int i = 0; i < rowLen; i++) {
+        int32_t acc = 1 << 21;
+        for (int t = 0; t < ymax; t++) acc += s[t * rowLen + i] * k[t];
+        o[i] = clip8(acc >> 22);
+      }
+    }
+  } else {
+    for (int i = 0; i < oh * rowLen; i++) small[i] = cur[i];
+  }
+  int outLen = w * c, prev = -1;
+  for (int y = 0; y < h; y++) {
+    uint8_t *o = out + y * outLen;
+    if (ys[y] == prev) {
+      for (int i = 0; i < outLen; i++) o[i] = o[i - outLen];
+      continue;
+    }
+    prev = ys[y];
+    const uint8_t *s = small + ys[y] * rowLen;
+    if (c == 3) {
+      for (int x = 0; x < w; x++) {
+        const uint8_t *p = s + xs[x];
+        o[3 * x] = p[0];
+        o[3 * x + 1] = p[1];
+        o[3 * x + 2] = p[2];
+      }
+    } else {
+      for (int x = 0; x < w; x++)
+        for (int j = 0; j < c; j++) o[x * c + j] = s[xs[x] + j];
+    }
+  }
+}
 #endif
