@@ -273,6 +273,25 @@ export class Tape {
     });
   }
 
+  /** Natural logarithm. Backward: gy / a (tfjs' Log gradient). */
+  log(a: Sym): Sym {
+    const y = this.raw("Log", [a], a.shape);
+    return this.#record([a], y, (gy) => [this.raw("Div", [gy, a], a.shape)]);
+  }
+
+  /**
+   * |a|. Backward: gy where a > 0, -gy elsewhere, exactly tfjs' Abs gradient (dy * step(a, -1),
+   * which is -1 at 0, not 0).
+   */
+  abs(a: Sym): Sym {
+    const y = this.raw("Abs", [a], a.shape);
+    return this.#record([a], y, (gy) => {
+      const pos = this.raw("Greater", [a, this.scalar(0)], a.shape);
+      const sign = this.raw("Where", [pos, this.scalar(1), this.scalar(-1)], a.shape);
+      return [this.raw("Mul", [gy, sign], a.shape)];
+    });
+  }
+
   // ---- convolutional layers (NCHW) ------------------------------------------------------------
 
   /**
