@@ -80,14 +80,15 @@ export async function* run(options: BenchOptions): AsyncIterable<BenchLine> {
     const rows = Array.from({ length: BATCH }, (_, i) => i);
     let seed = 0;
     try {
-      progress(`predictor ${key}: wasm training`);
+      progress(`predictor ${key}: ${trainer.engine} training`);
       const train = await imgPerSec(
-        () => void trainer.step({ session: 0, rows }, seed++),
+        async () => void await trainer.step({ session: 0, rows }, seed++),
         BATCH,
         minSteps,
         seconds,
       );
-      yield line(`${key}-wasm`, "train_img_s", train, torch.peer, torch.train_img_s);
+      const engine = trainer.engine === "tfjs" ? "wasm" : trainer.engine;
+      yield line(`${key}-${engine}`, "train_img_s", train, torch.peer, torch.train_img_s);
 
       progress(`predictor ${key}: wasm Predict`);
       const infer = await imgPerSec(

@@ -36,6 +36,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { CoreError } from "../errors.ts";
 import {
+  type BnBatchStats,
   createVgg,
   disposeModel,
   trainableParams,
@@ -73,6 +74,8 @@ import {
 } from "./predictor_data.ts";
 import { SPLIT } from "../data/v1_arrays.ts";
 import { rngFor } from "../random.ts";
+import { type TrainEngine, trainEngine } from "../engine/graph/program.ts";
+import { PredictorStep } from "../engine/graph/predictor_step.ts";
 
 /** What defines a predictor (stored in its checkpoints). */
 export interface PredictorConfig {
@@ -602,6 +605,33 @@ interface Batch {
 }
 
 /**
+ * The tfjs engine's training loss of one batch of session number `session` (call it inside a
+ * gradient tape): scaledPoissonLoss(y * mask, targets, trainSize) + readoutL1(features, l1) with
+ * y the readout's jittered responses (`sampleSeed`) on the trunk's training-mode features, or on
+ * `fixed` (a frozen trunk's eval-mode features). `onBnStats` gets the trunk's BN batch statistics.
+ */
+export function predictorTrainLoss(
+  p: Predictor,
+  session: number,
+  b: { x: tf.Tensor4D; targets: tf.Tensor2D; mask: tf.Tensor2D; trainSize: number },
+  sampleSeed: number,
+  l1: number,
+  fixed: tf.Tensor | null = null,
+  onBnStats?: (stats: Map<string, BnBatchStats>) => void,
+): tf.Scalar {
+  const readout = p.readouts[session];
+  let features = fixed;
+  if (!features) {
+    const f = vggForward(p.trunk, b.x, { training: true, upTo: p.config.upTo });
+    onBnStats?.(f.bnStats);
+    features = f.output;
+  }
+  const y = gaussianReadout(readout, features, { training: true, sampleSeed });
+  const poisson = scaledPoissonLoss(tf.mul(y, b.mask), b.targets, b.trainSize);
+  return tf.add(poisson, readoutL1(readout.features, l1)) as tf.Scalar;
+}
+
+/**
  * Trains a predictor; holds the optimiser, schedule, best weights and epoch counter. Resumable:
  * {@linkcode checkpoint} after any epoch, {@linkcode PredictorTrainer.restore} to continue.
  */
@@ -617,6 +647,10 @@ export class PredictorTrainer {
   finished: TrainSummary | null = null;
   #best: Map<string, tf.Tensor> | null = null;
   #biasInitialised = false;
+  /** The training engine (COTRAIN_TRAIN_ENGINE, read once). */
+  readonly engine: TrainEngine = trainEngine();
+  /** Compiled onnxruntime steps by `session:batch size`. */
+  readonly #steps = new Map<string, PredictorStep>();
 
   constructor(predictor: Predictor, data: PredictorData, options: PredictorTrainOptions = {}) {
     this.predictor = predictor;
@@ -673,14 +707,14 @@ export class PredictorTrainer {
   }
 
   #batchTensors(batch: Batch) {
-    const tr = this.data.bySession[batch.session].train;
     const k = this.predictor.config.sessions[batch.session].neurons.length;
     const [, h, w] = this.data.inputs.shape;
-    const images = batch.rows.map((r) => tr.images[r]);
+    const b = batch.rows.length;
+    const a = this.#batchArrays(batch);
     return {
-      x: tf.tensor4d(takeRows(this.data.inputs.data, images, h * w), [images.length, h, w, 1]),
-      t: tf.tensor2d(takeRows(tr.targets, batch.rows, k), [batch.rows.length, k]),
-      m: tf.tensor2d(takeRows(tr.mask, batch.rows, k), [batch.rows.length, k]),
+      x: tf.tensor4d(a.x, [b, h, w, 1]),
+      t: tf.tensor2d(a.targets, [b, k]),
+      m: tf.tensor2d(a.mask, [b, k]),
     };
   }
 
@@ -708,13 +742,54 @@ export class PredictorTrainer {
     this.#biasInitialised = true;
   }
 
-  /** One optimiser step on a batch; returns the loss. */
-  step(batch: Batch, sampleSeed: number): number {
+  /** Images [B, H, W, 1], targets and mask [B, neurons] of a batch, as flat arrays. */
+  #batchArrays(batch: Batch) {
+    const tr = this.data.bySession[batch.session].train;
+    const k = this.predictor.config.sessions[batch.session].neurons.length;
+    const [, h, w] = this.data.inputs.shape;
+    const images = batch.rows.map((r) => tr.images[r]);
+    return {
+      x: takeRows(this.data.inputs.data, images, h * w),
+      targets: takeRows(tr.targets, batch.rows, k),
+      mask: takeRows(tr.mask, batch.rows, k),
+    };
+  }
+
+  /**
+   * One optimiser step on a batch; returns the loss. The engine is COTRAIN_TRAIN_ENGINE's
+   * (core/engine/graph/program.ts' trainEngine): onnxruntime (default; one compiled
+   * {@linkcode PredictorStep} per session and batch size, released when training ends) or tfjs.
+   */
+  async step(batch: Batch, sampleSeed: number): Promise<number> {
+    const p = this.predictor;
+    clampReadout(p.readouts[batch.session]);
+    if (this.engine === "tfjs") return this.#stepTfjs(batch, sampleSeed);
+    const key = `${batch.session}:${batch.rows.length}`;
+    let step = this.#steps.get(key);
+    if (!step) {
+      const [, h, w] = this.data.inputs.shape;
+      step = await PredictorStep.create(
+        p,
+        batch.session,
+        { batch: batch.rows.length, height: h, width: w },
+        { frozen: this.options.freezeTrunk },
+      );
+      this.#steps.set(key, step);
+    }
+    return await step.train(p, this.optimizer, {
+      ...this.#batchArrays(batch),
+      trainSize: this.data.bySession[batch.session].train.images.length,
+      seed: sampleSeed,
+      readoutL1: this.options.readoutL1,
+    });
+  }
+
+  /** The tfjs engine's step (readout already clamped). */
+  #stepTfjs(batch: Batch, sampleSeed: number): number {
     const p = this.predictor;
     const readout = p.readouts[batch.session];
     const prefix = `readout.${p.config.sessions[batch.session].id}.`;
     const n = this.data.bySession[batch.session].train.images.length;
-    clampReadout(readout);
     const frozen = this.options.freezeTrunk;
     const params = frozen ? new Map<string, tf.Variable>() : trainableParams(p.trunk);
     for (const [k, v] of readoutParams(readout, prefix)) params.set(k, v);
@@ -726,17 +801,19 @@ export class PredictorTrainer {
       ? tf.tidy(() => vggForward(p.trunk, x, { training: false, upTo: p.config.upTo }).output)
       : null;
     const { value, grads } = tf.tidy(() =>
-      tf.variableGrads(() => {
-        let features = fixed;
-        if (!features) {
-          const f = vggForward(p.trunk, x, { training: true, upTo: p.config.upTo });
-          updateBnRunningStats(p.trunk, f.bnStats);
-          features = f.output;
-        }
-        const y = gaussianReadout(readout, features, { training: true, sampleSeed });
-        const poisson = scaledPoissonLoss(tf.mul(y, m), t, n);
-        return tf.add(poisson, readoutL1(readout.features, this.options.readoutL1)) as tf.Scalar;
-      }, vars)
+      tf.variableGrads(
+        () =>
+          predictorTrainLoss(
+            p,
+            batch.session,
+            { x, targets: t, mask: m, trainSize: n },
+            sampleSeed,
+            this.options.readoutL1,
+            fixed,
+            (stats) => updateBnRunningStats(p.trunk, stats),
+          ),
+        vars,
+      )
     );
     const named = new Map<string, tf.Tensor>();
     for (const [k, v] of params) if (grads[v.name]) named.set(k, grads[v.name]);
@@ -749,6 +826,13 @@ export class PredictorTrainer {
     const loss = value.dataSync()[0];
     value.dispose();
     return loss;
+  }
+
+  /** Releases the compiled onnxruntime steps. */
+  async #releaseSteps(): Promise<void> {
+    const steps = [...this.#steps.values()];
+    this.#steps.clear();
+    for (const s of steps) await s.release();
   }
 
   #snapshotBest(): void {
@@ -790,7 +874,7 @@ export class PredictorTrainer {
     let total = 0, images = 0;
     for (let i = 0; i < batches.length; i++) {
       signal?.throwIfAborted();
-      total += this.step(batches[i], this.options.seed * 1_000_003 + epoch * 10_007 + i);
+      total += await this.step(batches[i], this.options.seed * 1_000_003 + epoch * 10_007 + i);
       images += batches[i].rows.length;
       await new Promise((r) => setTimeout(r, 0)); // let the event loop run (cancellation, health)
     }
@@ -809,6 +893,7 @@ export class PredictorTrainer {
         stopped: d.stop ? "plateau" : "max_epochs",
         lr: s.lr,
       };
+      await this.#releaseSteps();
     }
     return {
       epoch: this.epoch,
@@ -870,9 +955,10 @@ export class PredictorTrainer {
     }
   }
 
-  /** Frees the optimiser state and best weights (not the predictor). */
+  /** Frees the optimiser state, best weights and compiled steps (not the predictor). */
   dispose(): void {
     this.optimizer.dispose();
     this.#disposeBest();
+    this.#releaseSteps().catch(() => {/* a session that cannot be released is gone already */});
   }
 }
