@@ -282,7 +282,7 @@ export function pixelateFast(
     a += align(bytes);
     return o;
   };
-  const srcAt = take(n), outAt = take(n), tmpAt = take(h * ow * c), smallAt = take(oh * ow * c);
+  const srcAt = take(n + 1), outAt = take(n), tmpAt = take(h * ow * c), smallAt = take(oh * ow * c);
   const bxAt = take(px.bounds.length * 4), kxAt = take(px.kk.length * 4);
   const byAt = take(py.bounds.length * 4), kyAt = take(py.kk.length * 4);
   const xsAt = take(xs.length * 4), ysAt = take(ys.length * 4);

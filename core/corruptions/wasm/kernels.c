@@ -857,7 +857,31 @@ void pixelate(const uint8_t *src, uint8_t *out, int h, int w, int c, int oh, int
               const int32_t *ky, const int32_t *xs, const int32_t *ys, uint8_t *tmp,
               uint8_t *small) {
   const uint8_t *cur = src;
-  if (ow != w) {
+  if (ow != w && c == 3) {
+    /* RGB: the three channels (and one byte of the next pixel, ignored) in one vector; src
+     * must be readable one byte past its end. */
+    V half = wasm_i32x4_splat(1 << 21);
+    for (int y = 0; y < h; y++) {
+      const uint8_t *row = src + y * w * 3;
+      uint8_t *orow = tmp + y * ow * 3;
+      for (int x = 0; x < ow; x++) {
+        int xmin = bx[2 * x], xmax = bx[2 * x + 1];
+        const uint8_t *s = row + xmin * 3;
+        const int32_t *k = kx + x * kxSize;
+        V acc = half;
+        for (int t = 0; t < xmax; t++) {
+          V px = wasm_u32x4_extend_low_u16x8(
+              wasm_u16x8_extend_low_u8x16(wasm_v128_load32_zero(s + 3 * t)));
+          acc = wasm_i32x4_add(acc, wasm_i32x4_mul(px, wasm_i32x4_splat(k[t])));
+        }
+        acc = wasm_i32x4_shr(acc, 22);
+        orow[3 * x] = clip8(wasm_i32x4_extract_lane(acc, 0));
+        orow[3 * x + 1] = clip8(wasm_i32x4_extract_lane(acc, 1));
+        orow[3 * x + 2] = clip8(wasm_i32x4_extract_lane(acc, 2));
+      }
+    }
+    cur = tmp;
+  } else if (ow != w) {
     for (int y = 0; y < h; y++) {
       for (int x = 0; x < ow; x++) {
         int xmin = bx[2 * x], xmax = bx[2 * x + 1];
@@ -893,7 +917,9 @@ void pixelate(const uint8_t *src, uint8_t *out, int h, int w, int c, int oh, int
   for (int y = 0; y < h; y++) {
     uint8_t *o = out + y * outLen;
     if (ys[y] == prev) {
-      for (int i = 0; i < outLen; i++) o[i] = o[i - outLen];
+      int i = 0;
+      for (; i + 16 <= outLen; i += 16) wasm_v128_store(o + i, wasm_v128_load(o + i - outLen));
+      for (; i < outLen; i++) o[i] = o[i - outLen];
       continue;
     }
     prev = ys[y];
