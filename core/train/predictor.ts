@@ -13,6 +13,10 @@
  *   schedule (factor 0.5, patience 5, at most 5 drops, min lr 1e-4, best weights restored on each
  *   drop and at the end); the schedule's stop is the early stop.
  *
+ * A step runs as one onnxruntime session (core/engine/graph/predictor_step.ts: the trunk, the readout,
+ * the loss and every gradient in one graph, on every core); COTRAIN_TRAIN_ENGINE=tfjs runs it with
+ * tfjs' autodiff instead ({@linkcode predictorTrainLoss}).
+ *
  * The trainer's whole state (weights, best weights, Adam moments, schedule, epoch) is one
  * safetensors file ({@linkcode PredictorTrainer.checkpoint}), so a killed run resumes from its last
  * epoch with the same shuffles and sampling seeds.
