@@ -26,7 +26,7 @@
  * @module
  */
 import { CoreError } from "../errors.ts";
-import { CORRUPTORS, jpegBytesRgb, pixelateBytes } from "./corruptions.ts";
+import { CORRUPTORS, jpegBytesRgb, noiseBytes, pixelateBytes } from "./corruptions.ts";
 import { type Img, LUMA, newImage, SCRATCH_KEEP_MAX } from "./image.ts";
 import {
   type CorruptionName,
@@ -230,7 +230,7 @@ function floatsIn(sf: Float32Array, base: number, d: Float64Array, viaRgb: boole
 function bytesOutTrunc(r: Float64Array, o8: Uint8Array, ob: number, n: number): void {
   for (let p = 0; p < n; p++) {
     const x = r[p] * 255 + 1e-4;
-    o8[ob + p] = x < 0 ? 0 : x > 255 ? 255 : x;
+    o8[ob + p] = Math.min(Math.max(x, 0), 255); // branchless (noisy values clip at random)
   }
 }
 
@@ -298,6 +298,20 @@ export function corruptBatch(batch: ImageBatch, options: CorruptOptions): ImageB
       if (o.corruption === "pixelate") {
         pixelateBytes(one, h, w, c, params, o.preset, out as Uint8Array, i * per);
       } else jpegBytesRgb(one, h, w, params, out as Uint8Array, i * per);
+    }
+    return { dtype: batch.dtype, shape: [...batch.shape], data: out } as ImageBatch;
+  }
+  // Noise on 8-bit values with the reference's truncation: one fused pass (the same bytes).
+  if (
+    isU8 && !viaRgb && !gray && truncate &&
+    (o.corruption === "gaussian_noise" || o.corruption === "speckle_noise")
+  ) {
+    const p = PRESETS[o.preset][o.corruption][o.severity - 1] as number;
+    const ci = CORRUPTIONS.indexOf(o.corruption);
+    for (let i = 0; i < n; i++) {
+      const one = (src as Uint8Array).subarray(i * per, (i + 1) * per);
+      const rng = streamFor(o.seed, o.indexOffset + i, ci, o.severity);
+      noiseBytes(o.corruption, one, p, rng, out as Uint8Array, i * per);
     }
     return { dtype: batch.dtype, shape: [...batch.shape], data: out } as ImageBatch;
   }

@@ -124,7 +124,7 @@ function noiseField(n: number): Float64Array {
 function addClipped(x: Float64Array, noise: Float64Array, out: Float64Array): void {
   for (let i = 0; i < out.length; i++) {
     const v = x[i] + noise[i];
-    out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+    out[i] = Math.min(Math.max(v, 0), 1); // branchless: noise clips at random
   }
 }
 
@@ -132,7 +132,49 @@ function addClipped(x: Float64Array, noise: Float64Array, out: Float64Array): vo
 function addScaledClipped(x: Float64Array, noise: Float64Array, out: Float64Array): void {
   for (let i = 0; i < out.length; i++) {
     const v = x[i] + x[i] * noise[i];
-    out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+    out[i] = Math.min(Math.max(v, 0), 1);
+  }
+}
+
+/**
+ * gaussian_noise (x + N(0, p)) or speckle_noise (x + x N(0, p)) on 8-bit values with the
+ * reference's truncation, into out[at..] (corruptBatch's uint8 fast path): the same draws and
+ * arithmetic as {@linkcode CORRUPTORS}' float path, the same bytes.
+ */
+export function noiseBytes(
+  corruption: "gaussian_noise" | "speckle_noise",
+  bytes: Uint8Array,
+  p: number,
+  rng: Rng,
+  out: Uint8Array,
+  at: number,
+): void {
+  const noise = noiseField(bytes.length);
+  fillNormalZiggurat(rng, noise, 0, p);
+  if (corruption === "speckle_noise") scaledNoiseBytes(bytes, noise, out, at);
+  else addNoiseBytes(bytes, noise, out, at);
+}
+
+/** Byte value times 1 / 255 (corruptBatch's input conversion), by table. */
+const BYTE = Float64Array.from({ length: 256 }, (_, i) => i * (1 / 255));
+
+// One pass each: input conversion, noise, clip to [0, 1] (branchless: noise clips at random,
+// where a branch mispredicts) and the truncating output conversion, as corruptBatch's passes do.
+
+function addNoiseBytes(b: Uint8Array, noise: Float64Array, out: Uint8Array, at: number): void {
+  for (let i = 0; i < b.length; i++) {
+    const v = BYTE[b[i]] + noise[i];
+    const x = Math.min(Math.max(v, 0), 1) * 255 + 1e-4;
+    out[at + i] = Math.min(Math.max(x, 0), 255);
+  }
+}
+
+function scaledNoiseBytes(b: Uint8Array, noise: Float64Array, out: Uint8Array, at: number): void {
+  for (let i = 0; i < b.length; i++) {
+    const x0 = BYTE[b[i]];
+    const v = x0 + x0 * noise[i];
+    const x = Math.min(Math.max(v, 0), 1) * 255 + 1e-4;
+    out[at + i] = Math.min(Math.max(x, 0), 255);
   }
 }
 

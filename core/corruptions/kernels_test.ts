@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals } from "../../test/assert.ts";
 import { decodePng } from "../io/image.ts";
-import { corruptBatch } from "./corrupt.ts";
+import { corruptBatch, corruptImage } from "./corrupt.ts";
 import { pixelateBytes } from "./corruptions.ts";
 import { defocusFilter, defocusFilterJs } from "./defocus.ts";
 import {
@@ -17,7 +17,7 @@ import {
   pilResizeNearest,
 } from "./image.ts";
 import { jpegRoundTripFast } from "./kernels.ts";
-import { PRESETS } from "./presets.ts";
+import { type CorruptionName, PRESETS } from "./presets.ts";
 import { streamFor } from "./rng.ts";
 
 const DATA = new URL("./testdata/", import.meta.url);
@@ -135,6 +135,37 @@ Deno.test("pixelate: the WebAssembly box-down, nearest-up equals pilResizeBox + 
       const oh = Math.max(1, Math.trunc(h * f)), ow = Math.max(1, Math.trunc(w * f));
       const want = pilResizeNearest(pilResizeBox(x, h, w, c, oh, ow), oh, ow, c, h, w);
       assertEquals(differing(got, want), 0, `${h}x${w}x${c} factor ${f}`);
+    }
+  }
+});
+
+Deno.test("uint8 RGB fast paths (noise, pixelate, JPEG) equal the float path, truncated", () => {
+  const rng = streamFor(17, 0, 0, 0);
+  const h = 37, w = 45, n = h * w * 3;
+  const bytes = new Uint8Array(2 * n);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rng.uniform() * 256);
+  for (const corruption of ["gaussian_noise", "speckle_noise", "pixelate", "jpeg_compression"]) {
+    for (let severity = 1; severity <= 5; severity++) {
+      const got = corruptBatch({ dtype: "uint8", shape: [2, h, w, 3], data: bytes }, {
+        corruption,
+        severity,
+        seed: 4,
+        indexOffset: 10,
+      }).data as Uint8Array;
+      for (let i = 0; i < 2; i++) {
+        const img = newImage(h, w, 3);
+        for (let p = 0; p < n; p++) img.data[p] = bytes[i * n + p] * (1 / 255);
+        const r = corruptImage(img, corruption as CorruptionName, severity, {
+          seed: 4,
+          index: 10 + i,
+        }).data;
+        let diff = 0;
+        for (let p = 0; p < n; p++) {
+          const q = Math.min(Math.max(Math.floor(r[p] * 255 + 1e-4), 0), 255);
+          if (q !== got[i * n + p]) diff++;
+        }
+        assertEquals(diff, 0, `${corruption} severity ${severity} image ${i}`);
+      }
     }
   }
 });

@@ -937,4 +937,5 @@ void pixelate(const uint8_t *src, uint8_t *out, int h, int w, int c, int oh, int
     }
   }
 }
+
 #endif
