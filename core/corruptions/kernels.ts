@@ -45,6 +45,7 @@ interface Exports {
   defocus_scratch_doubles(h: number, w: number, P: number, gl: number): number;
   defocus(...args: number[]): void;
   pixelate(...args: number[]): void;
+  distance_transform(src: number, out: number, h: number, w: number, m: number): void;
   corr_x(
     src: number,
     dst: number,
@@ -316,4 +317,15 @@ export function pixelateFast(
     smallAt,
   );
   out.set(u8.subarray(outAt, outAt + n), at);
+}
+
+/** spatter.ts's distanceTransform (the same minima, the same values) in WebAssembly. */
+export function distanceTransformFast(src: Uint8Array, h: number, w: number): Float64Array {
+  const n = h * w;
+  const srcAt = BASE, outAt = srcAt + align(n), mAt = outAt + align(n * 8);
+  const wasm = arena(mAt + align((h + 4) * (w + 4) * 8) - BASE);
+  const buf = wasm.memory.buffer;
+  new Uint8Array(buf).set(src.subarray(0, n), srcAt);
+  wasm.distance_transform(srcAt, outAt, h, w, mAt);
+  return new Float64Array(buf, outAt, n).slice();
 }

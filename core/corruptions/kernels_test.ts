@@ -16,8 +16,9 @@ import {
   pilResizeBox,
   pilResizeNearest,
 } from "./image.ts";
-import { jpegRoundTripFast } from "./kernels.ts";
+import { distanceTransformFast, jpegRoundTripFast } from "./kernels.ts";
 import { type CorruptionName, PRESETS } from "./presets.ts";
+import { distanceTransform } from "./spatter.ts";
 import { streamFor } from "./rng.ts";
 
 const DATA = new URL("./testdata/", import.meta.url);
@@ -166,6 +167,20 @@ Deno.test("uint8 RGB fast paths (noise, pixelate, JPEG) equal the float path, tr
         }
         assertEquals(diff, 0, `${corruption} severity ${severity} image ${i}`);
       }
+    }
+  }
+});
+
+Deno.test("spatter: the WebAssembly distance transform equals distanceTransform", () => {
+  const rng = streamFor(19, 0, 0, 0);
+  for (const [h, w] of [[64, 64], [33, 47]]) {
+    for (const p of [0.01, 0.1, 0.5, 0.95]) {
+      const src = new Uint8Array(h * w);
+      for (let i = 0; i < src.length; i++) src[i] = rng.uniform() < p ? 0 : 255;
+      const a = distanceTransformFast(src, h, w), b = distanceTransform(src, h, w);
+      let diff = 0;
+      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) diff++;
+      assertEquals(diff, 0, `${h}x${w} zeros ${p}`);
     }
   }
 });

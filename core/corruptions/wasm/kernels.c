@@ -938,4 +938,41 @@ void pixelate(const uint8_t *src, uint8_t *out, int h, int w, int c, int oh, int
   }
 }
 
+
+/* ---------------------------------------------------------------- spatter's distance transform */
+
+static inline double dmin(double a, double b) { return b < a ? b : a; }
+
+/* One pass of spatter.ts's chamferPass over the padded map m (see there). */
+static void chamfer_pass(double *m, int h, int w, int pw, int dir) {
+  static const int OY[8] = {-2, -2, -1, -1, -1, -1, -1, 0};
+  static const int OX[8] = {-1, 1, -2, -1, 0, 1, 2, -1};
+  int o[8];
+  for (int k = 0; k < 8; k++) o[k] = dir * (OY[k] * pw + OX[k]);
+  const double C = 2.1969, B = 1.4;
+  for (int yi = 0; yi < h; yi++) {
+    int y = dir == 1 ? yi : h - 1 - yi;
+    int first = (y + 2) * pw + (dir == 1 ? 2 : w + 1);
+    for (int xi = 0, i = first; xi < w; xi++, i += dir) {
+      double a = dmin(m[i], m[i + o[0]] + C), b = dmin(m[i + o[1]] + C, m[i + o[2]] + C);
+      double d = dmin(m[i + o[3]] + B, m[i + o[4]] + 1), e = dmin(m[i + o[5]] + B, m[i + o[6]] + C);
+      m[i] = dmin(dmin(a, b), dmin(d, e));
+    }
+    for (int xi = 0, i = first; xi < w; xi++, i += dir) m[i] = dmin(m[i], m[i + o[7]] + 1);
+  }
+}
+
+/* spatter.ts's distanceTransform: src (h x w bytes) -> out (h x w doubles); m: (h+4)(w+4). */
+EXPORT("distance_transform")
+void distance_transform(const uint8_t *src, double *out, int h, int w, double *m) {
+  const double INF = 1e9;
+  int pw = w + 4, ph = h + 4;
+  for (int i = 0; i < pw * ph; i++) m[i] = INF;
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) m[(y + 2) * pw + x + 2] = src[y * w + x] == 0 ? 0 : INF;
+  chamfer_pass(m, h, w, pw, 1);
+  chamfer_pass(m, h, w, pw, -1);
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) out[y * w + x] = m[(y + 2) * pw + x + 2];
+}
 #endif
