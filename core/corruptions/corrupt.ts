@@ -26,7 +26,13 @@
  * @module
  */
 import { CoreError } from "../errors.ts";
-import { CORRUPTORS, jpegBytesRgb, noiseBytes, pixelateBytes } from "./corruptions.ts";
+import {
+  CORRUPTORS,
+  gaussianBlurBytes,
+  jpegBytesRgb,
+  noiseBytes,
+  pixelateBytes,
+} from "./corruptions.ts";
 import { type Img, LUMA, newImage, SCRATCH_KEEP_MAX } from "./image.ts";
 import {
   type CorruptionName,
@@ -312,6 +318,15 @@ export function corruptBatch(batch: ImageBatch, options: CorruptOptions): ImageB
       const one = (src as Uint8Array).subarray(i * per, (i + 1) * per);
       const rng = streamFor(o.seed, o.indexOffset + i, ci, o.severity);
       noiseBytes(o.corruption, one, p, rng, out as Uint8Array, i * per);
+    }
+    return { dtype: batch.dtype, shape: [...batch.shape], data: out } as ImageBatch;
+  }
+  // Gaussian blur of 8-bit values with the reference's truncation: in and out in WebAssembly.
+  if (isU8 && !viaRgb && !gray && truncate && o.corruption === "gaussian_blur") {
+    const sigma = PRESETS[o.preset].gaussian_blur[o.severity - 1];
+    for (let i = 0; i < n; i++) {
+      const one = (src as Uint8Array).subarray(i * per, (i + 1) * per);
+      gaussianBlurBytes(one, h, w, c, sigma, out as Uint8Array, i * per);
     }
     return { dtype: batch.dtype, shape: [...batch.shape], data: out } as ImageBatch;
   }

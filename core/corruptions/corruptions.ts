@@ -33,6 +33,7 @@ import {
   cropTopLeft,
   editHsv,
   gaussianFilter,
+  gaussPlan,
   type Img,
   LUMA,
   motionBlur,
@@ -45,7 +46,7 @@ import {
   scratch,
   zoomSum,
 } from "./image.ts";
-import { jpegRoundTripFast, pixelateFast } from "./kernels.ts";
+import { jpegRoundTripFast, pixelateFast, separableBytesFast } from "./kernels.ts";
 import {
   type CorruptionName,
   type ElasticAffine,
@@ -268,6 +269,23 @@ function speckleNoise(img: Img, c: number, rng: Rng, inPlace: boolean): Img {
   fillNormalZiggurat(rng, noise, 0, c);
   addScaledClipped(img.data, noise, out.data);
   return out;
+}
+
+/**
+ * gaussian_blur on 8-bit values with the reference's truncation, into out[at..] (corruptBatch's
+ * uint8 fast path): the float path's filter and conversions, in one WebAssembly call.
+ */
+export function gaussianBlurBytes(
+  bytes: Uint8Array,
+  h: number,
+  w: number,
+  c: number,
+  sigma: number,
+  out: Uint8Array,
+  at: number,
+): void {
+  const py = gaussPlan(h, sigma, 4, "nearest", true), px = gaussPlan(w, sigma, 4, "nearest", false);
+  separableBytesFast(bytes, h, w, c, py.k, py.map, px.k, px.map, out, at);
 }
 
 /** skimage.filters.gaussian (scipy, mode `nearest`, truncate 4). */

@@ -307,10 +307,19 @@ function correlateDownColumnsSym(
   }
 }
 
-/** Kernels and border index maps of gaussianFilter, per (size, sigma, truncate, border). */
+/**
+ * The kernel and border index map of gaussianFilter along one axis (rows: output row, tap ->
+ * source row; else padded column -> source column), cached per (size, sigma, truncate, border).
+ */
 const gaussPlans = new Map<string, { k: Float64Array; map: Int32Array }>();
 
-function gaussPlan(n: number, sigma: number, truncate: number, border: Border, rows: boolean) {
+export function gaussPlan(
+  n: number,
+  sigma: number,
+  truncate: number,
+  border: Border,
+  rows: boolean,
+): { k: Float64Array; map: Int32Array } {
   const key = `${n}/${sigma}/${truncate}/${border}/${rows}`;
   let p = gaussPlans.get(key);
   if (p) return p;

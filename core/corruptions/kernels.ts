@@ -46,6 +46,8 @@ interface Exports {
   defocus(...args: number[]): void;
   pixelate(...args: number[]): void;
   distance_transform(src: number, out: number, h: number, w: number, m: number): void;
+  bytes_in(src: number, d: number, n: number): void;
+  bytes_out_trunc(r: number, out: number, n: number): void;
   corr_x(
     src: number,
     dst: number,
@@ -328,4 +330,53 @@ export function distanceTransformFast(src: Uint8Array, h: number, w: number): Fl
   new Uint8Array(buf).set(src.subarray(0, n), srcAt);
   wasm.distance_transform(srcAt, outAt, h, w, mAt);
   return new Float64Array(buf, outAt, n).slice();
+}
+
+/**
+ * {@linkcode separableFast} on 8-bit values, as corruptBatch's uint8 path computes it: in as
+ * byte / 255, out truncated (floor(255 v + 1e-4), clamped), without the float round trip through
+ * JavaScript: the same bytes.
+ */
+export function separableBytesFast(
+  src: Uint8Array,
+  h: number,
+  w: number,
+  c: number,
+  ky: Float64Array | null,
+  ysMap: Int32Array | null,
+  kx: Float64Array | null,
+  xs: Int32Array | null,
+  out: Uint8Array,
+  at: number,
+): void {
+  const n = h * w * c;
+  const img = align(n * 8);
+  const kyLen = ky ? ky.length : 0, kxLen = kx ? kx.length : 0;
+  const aAt = BASE, bAt = aAt + img, kyAt = bAt + img, kxAt = kyAt + align(kyLen * 8);
+  const mapAt = kxAt + align(kxLen * 8), xsAt = mapAt + align(h * kyLen * 4);
+  const padAt = xsAt + align((w + kxLen) * 4);
+  const u8At = padAt + align((w + kxLen) * c * 8);
+  const end = u8At + align(n);
+  const wasm = arena(end - BASE);
+  const buf = wasm.memory.buffer;
+  const f64 = new Float64Array(buf), i32 = new Int32Array(buf), u8 = new Uint8Array(buf);
+  u8.set(src.subarray(0, n), u8At);
+  wasm.bytes_in(u8At, aAt, n);
+  let cur = aAt, other = bAt;
+  if (ky && ysMap) {
+    f64.set(ky, kyAt >> 3);
+    const m = i32.subarray(mapAt >> 2, (mapAt >> 2) + h * kyLen);
+    for (let i = 0; i < m.length; i++) m[i] = ysMap[i] * w * c;
+    wasm.corr_y(cur, other, kyAt, kyLen, mapAt, h, w * c, isSymmetric(ky) ? 1 : 0);
+    [cur, other] = [other, cur];
+  }
+  if (kx && xs) {
+    f64.set(kx, kxAt >> 3);
+    const m = i32.subarray(xsAt >> 2, (xsAt >> 2) + w + kxLen - 1);
+    for (let i = 0; i < m.length; i++) m[i] = xs[i] * c;
+    wasm.corr_x(cur, other, kxAt, kxLen, xsAt, h, w, c, isSymmetric(kx) ? 1 : 0, padAt);
+    [cur, other] = [other, cur];
+  }
+  wasm.bytes_out_trunc(cur, u8At, n);
+  out.set(u8.subarray(u8At, u8At + n), at);
 }

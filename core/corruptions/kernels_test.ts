@@ -140,12 +140,20 @@ Deno.test("pixelate: the WebAssembly box-down, nearest-up equals pilResizeBox + 
   }
 });
 
-Deno.test("uint8 RGB fast paths (noise, pixelate, JPEG) equal the float path, truncated", () => {
+Deno.test("uint8 RGB fast paths (noise, pixelate, JPEG, Gaussian blur) equal the float path, truncated", () => {
   const rng = streamFor(17, 0, 0, 0);
   const h = 37, w = 45, n = h * w * 3;
   const bytes = new Uint8Array(2 * n);
   for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rng.uniform() * 256);
-  for (const corruption of ["gaussian_noise", "speckle_noise", "pixelate", "jpeg_compression"]) {
+  for (
+    const corruption of [
+      "gaussian_noise",
+      "speckle_noise",
+      "pixelate",
+      "jpeg_compression",
+      "gaussian_blur",
+    ]
+  ) {
     for (let severity = 1; severity <= 5; severity++) {
       const got = corruptBatch({ dtype: "uint8", shape: [2, h, w, 3], data: bytes }, {
         corruption,

@@ -515,6 +515,24 @@ void corr_y(const double *src, double *dst, const double *k, int taps, const int
     if (sym) {
       v128_t kc = wasm_f64x2_splat(k[r]);
       const double *qc = src + m[r];
+      for (; i + 8 <= rowLen; i += 8) {
+        v128_t s0 = wasm_f64x2_mul(kc, wasm_v128_load(qc + i));
+        v128_t s1 = wasm_f64x2_mul(kc, wasm_v128_load(qc + i + 2));
+        v128_t s2 = wasm_f64x2_mul(kc, wasm_v128_load(qc + i + 4));
+        v128_t s3 = wasm_f64x2_mul(kc, wasm_v128_load(qc + i + 6));
+        for (int t = 0; t < r; t++) {
+          v128_t kt = wasm_f64x2_splat(k[t]);
+          const double *a = src + m[t] + i, *b = src + m[taps - 1 - t] + i;
+          s0 = wasm_f64x2_add(s0, wasm_f64x2_mul(kt, wasm_f64x2_add(wasm_v128_load(a), wasm_v128_load(b))));
+          s1 = wasm_f64x2_add(s1, wasm_f64x2_mul(kt, wasm_f64x2_add(wasm_v128_load(a + 2), wasm_v128_load(b + 2))));
+          s2 = wasm_f64x2_add(s2, wasm_f64x2_mul(kt, wasm_f64x2_add(wasm_v128_load(a + 4), wasm_v128_load(b + 4))));
+          s3 = wasm_f64x2_add(s3, wasm_f64x2_mul(kt, wasm_f64x2_add(wasm_v128_load(a + 6), wasm_v128_load(b + 6))));
+        }
+        wasm_v128_store(o + i, s0);
+        wasm_v128_store(o + i + 2, s1);
+        wasm_v128_store(o + i + 4, s2);
+        wasm_v128_store(o + i + 6, s3);
+      }
       for (; i + 4 <= rowLen; i += 4) {
         v128_t s0 = wasm_f64x2_mul(kc, wasm_v128_load(qc + i));
         v128_t s1 = wasm_f64x2_mul(kc, wasm_v128_load(qc + i + 2));
@@ -570,6 +588,24 @@ void corr_x(const double *src, double *dst, const double *k, int taps, const int
     if (sym) {
       v128_t kc = wasm_f64x2_splat(k[r]);
       const double *qc = pad + c * r;
+      for (; i + 8 <= rowLen; i += 8) {
+        v128_t s0 = wasm_f64x2_mul(kc, wasm_v128_load(qc + i));
+        v128_t s1 = wasm_f64x2_mul(kc, wasm_v128_load(qc + i + 2));
+        v128_t s2 = wasm_f64x2_mul(kc, wasm_v128_load(qc + i + 4));
+        v128_t s3 = wasm_f64x2_mul(kc, wasm_v128_load(qc + i + 6));
+        for (int t = 0; t < r; t++) {
+          v128_t kt = wasm_f64x2_splat(k[t]);
+          const double *a = pad + c * t + i, *b = pad + c * (taps - 1 - t) + i;
+          s0 = wasm_f64x2_add(s0, wasm_f64x2_mul(kt, wasm_f64x2_add(wasm_v128_load(a), wasm_v128_load(b))));
+          s1 = wasm_f64x2_add(s1, wasm_f64x2_mul(kt, wasm_f64x2_add(wasm_v128_load(a + 2), wasm_v128_load(b + 2))));
+          s2 = wasm_f64x2_add(s2, wasm_f64x2_mul(kt, wasm_f64x2_add(wasm_v128_load(a + 4), wasm_v128_load(b + 4))));
+          s3 = wasm_f64x2_add(s3, wasm_f64x2_mul(kt, wasm_f64x2_add(wasm_v128_load(a + 6), wasm_v128_load(b + 6))));
+        }
+        wasm_v128_store(o + i, s0);
+        wasm_v128_store(o + i + 2, s1);
+        wasm_v128_store(o + i + 4, s2);
+        wasm_v128_store(o + i + 6, s3);
+      }
       for (; i + 4 <= rowLen; i += 4) {
         v128_t s0 = wasm_f64x2_mul(kc, wasm_v128_load(qc + i));
         v128_t s1 = wasm_f64x2_mul(kc, wasm_v128_load(qc + i + 2));
@@ -974,5 +1010,37 @@ void distance_transform(const uint8_t *src, double *out, int h, int w, double *m
   chamfer_pass(m, h, w, pw, -1);
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++) out[y * w + x] = m[(y + 2) * pw + x + 2];
+}
+
+/* ---------------------------------------------------------------- 8-bit in and out */
+
+/* d[i] = src[i] / 255, as corruptBatch's table (byte * (1 / 255)). */
+EXPORT("bytes_in")
+void bytes_in(const uint8_t *src, double *d, int n) {
+  const double inv = 1.0 / 255.0;
+  for (int i = 0; i < n; i++) d[i] = (double)src[i] * inv;
+}
+
+/*
+ * corruptBatch's truncating output conversion: floor(255 r + 1e-4) clamped to 0..255 (the clamp
+ * by pmin/pmax, single instructions, where wasm's min/max take NaN-handling sequences; the
+ * values are never NaN).
+ */
+EXPORT("bytes_out_trunc")
+void bytes_out_trunc(const double *r, uint8_t *out, int n) {
+  F2 zero = FS(0), k255 = FS(255), eps = FS(1e-4);
+  int i = 0;
+  for (; i + 2 <= n; i += 2) {
+    F2 y = FADD(FMUL(LD(r + i), k255), eps);
+    y = wasm_f64x2_pmin(wasm_f64x2_pmax(y, zero), k255);
+    out[i] = (uint8_t)(int32_t)wasm_f64x2_extract_lane(y, 0);
+    out[i + 1] = (uint8_t)(int32_t)wasm_f64x2_extract_lane(y, 1);
+  }
+  for (; i < n; i++) {
+    double y = r[i] * 255 + 1e-4;
+    y = y < 0 ? 0 : y;
+    y = y > 255 ? 255 : y;
+    out[i] = (uint8_t)(int32_t)y;
+  }
 }
 #endif
