@@ -1,7 +1,8 @@
 /**
  * `deno task bench engine [--quick]`: training and inference img/s of VGG-19-BN (200 classes,
- * 64x64 gray, batch 32) at widths 1/8, 1/4 and 1 on cotrain's engines: training on the wasm
- * backend with cotrain's gradient kernels (forward, backward, SGD momentum update), inference on
+ * 64x64 gray, batch 32) at widths 1/8, 1/4 and 1 on cotrain's engines: training (forward,
+ * backward, SGD momentum update) on the wasm backend with cotrain's gradient kernels and as one
+ * onnxruntime graph per step (core/engine/graph, both cores, the trainers' default), inference on
  * the tfjs wasm forward and on onnxruntime-node running cotrain's ONNX export. The peer is PyTorch
  * on the CPU (../shared/bench/torch_vgg_train.py with Debian's python3-torch, 2 threads), run in
  * the same invocation, just before each width's cotrain cases.
@@ -20,6 +21,8 @@ import { createOnnxSession } from "../core/engine/onnx/session.ts";
 import { exportVggOnnx } from "../core/engine/onnx/vgg.ts";
 import { vggTrainStep } from "../core/engine/kernels/train_step.ts";
 import { createVgg, disposeModel, vggForward } from "../core/models/vgg.ts";
+import { createMtl, disposeMtl } from "../core/models/mtl.ts";
+import { ClassifierStep } from "../core/engine/graph/classifier_step.ts";
 import { Sgd } from "../core/train/optim.ts";
 import {
   type BenchLine,
@@ -68,6 +71,26 @@ export async function* run(options: BenchOptions): AsyncIterable<BenchLine> {
         seconds,
       );
       yield line(`${key}-wasm`, "train_img_s", train, torch.peer, torch.train_img_s);
+
+      progress(`engine ${key}: onnxruntime training`);
+      const net = createMtl({ width, inChannels: 1, classes: CLASSES, neurons: 0, seed: 0 });
+      const step = await ClassifierStep.create(net, { batch: BATCH, height: SIZE, width: SIZE });
+      const sgd = new Sgd({ lr: 0.01, momentum: 0.75, weightDecay: 5e-4 });
+      const xs = x.dataSync() as Float32Array;
+      const ys = Array.from(labels.dataSync());
+      try {
+        const ortTrain = await imgPerSec(
+          async () => void await step.train(net, sgd, { x: xs, labels: ys, seed: seed++ }),
+          BATCH,
+          minSteps,
+          seconds,
+        );
+        yield line(`${key}-onnxruntime`, "train_img_s", ortTrain, torch.peer, torch.train_img_s);
+      } finally {
+        await step.release();
+        sgd.dispose();
+        disposeMtl(net);
+      }
 
       progress(`engine ${key}: wasm inference`);
       const infer = await imgPerSec(

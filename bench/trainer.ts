@@ -2,7 +2,8 @@
  * `deno task bench trainer [--quick]`: training throughput of the classifier trainer
  * (core/train/classifier.ts: batch preparation with augmentation, forward, backward, SGD) for the
  * Baseline and MTL (ratio 1:1: one classification and one neural batch per step) at widths 1/8 and
- * 1/4, 64x64 gray, 200 classes, batch 32, on the wasm backend. The peer is PyTorch on the CPU
+ * 1/4, 64x64 gray, 200 classes, batch 32, on the default training engine (one onnxruntime graph
+ * per step, core/engine/graph; `COTRAIN_TRAIN_ENGINE=tfjs` measures the tfjs wasm path). The peer is PyTorch on the CPU
  * (../shared/bench/torch_vgg_train.py, Debian's python3-torch, 2 threads), a single-task training
  * step on the same network, run in the same invocation just before each width's cases.
  *

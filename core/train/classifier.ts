@@ -49,6 +49,8 @@ import { SHARED_LAYER } from "../models/mtl.ts";
 import { featureConsistency, oracleBatch, oracleStage2, vggTail } from "./oracle.ts";
 import { crossEntropy, mse } from "./losses.ts";
 import { Sgd } from "./optim.ts";
+import { ClassifierStep } from "../engine/graph/classifier_step.ts";
+import { type TrainEngine, trainEngine } from "../engine/graph/program.ts";
 import { PlateauSchedule } from "./schedule.ts";
 import { epochBatches, IndexCycler, neuralBatchesAt, permutation } from "./batch_cycler.ts";
 import {
@@ -158,6 +160,12 @@ export interface TrainOptions {
   evalBatch?: number;
   /** Oracle stage 2: the stage-1 network (saveMtlCheckpoint bytes) whose trunk is kept frozen. */
   init?: Uint8Array;
+  /**
+   * The training engine (default COTRAIN_TRAIN_ENGINE, else onnxruntime): `onnxruntime` runs each
+   * step as one graph on every core (core/engine/graph; Oracle stage 1 still runs on tfjs), `tfjs`
+   * on the tfjs backend with cotrain's kernels.
+   */
+  engine?: TrainEngine;
 }
 
 /** MTL-Shuffled's targets: row i is row `perm[i]` of `targets`, a seeded permutation. */
@@ -225,13 +233,18 @@ export function accuracy(model: MtlModel, set: LabelledImages, batch = 256): num
   return correct / n;
 }
 
-function gatherTargets(t: NeuralTargets, rows: Int32Array): tf.Tensor2D {
+/** The target rows of `rows`, [rows.length, neurons] flat. */
+function targetRows(t: NeuralTargets, rows: Int32Array): Float32Array {
   const k = t.neurons;
   const out = new Float32Array(rows.length * k);
   for (let i = 0; i < rows.length; i++) {
     out.set(t.data.subarray(rows[i] * k, rows[i] * k + k), i * k);
   }
-  return tf.tensor2d(out, [rows.length, k]);
+  return out;
+}
+
+function gatherTargets(t: NeuralTargets, rows: Int32Array): tf.Tensor2D {
+  return tf.tensor2d(targetRows(t, rows), [rows.length, t.neurons]);
 }
 
 function toTensor(x: { data: Float32Array; shape: number[] }): tf.Tensor4D {
@@ -305,6 +318,7 @@ export async function* trainClassifier(
     history: [],
   };
   let best: Map<string, tf.Tensor> | null = null;
+  const steps = new Map<string, ClassifierStep>(); // compiled graphs by batch layout
   try {
     if (options.resume) {
       const r = readTrainerCheckpoint(options.resume, model, opt, config, data.classes);
@@ -335,6 +349,7 @@ export async function* trainClassifier(
     const varList = [...trainable.values()];
     const every = options.progressEvery ?? 10;
     let stopped = state.history.length > 0 && state.stopped === true;
+    const graph = (options.engine ?? trainEngine()) === "onnxruntime" && config.kind !== "oracle";
 
     for (let epoch = state.epoch + 1; epoch <= config.maxEpochs && !stopped; epoch++) {
       const batches = epochBatches(nTrain, config.batchSize, config.seed, epoch);
@@ -363,78 +378,113 @@ export async function* trainClassifier(
         const neural = Array.from({ length: nNeural }, () => cycler!.next());
         if (model.readout) clampReadout(model.readout);
         const stepSeed = config.seed * 1_000_003 + state.step;
-        const { value, grads } = tf.tidy(() => {
-          const x = toTensor(xc);
-          const y = tf.tensor1d(Array.from(rows, (r) => data.train.labels.data[r]), "int32");
-          return tf.variableGrads(() => {
-            if (ob) return oracleLoss(x, y, ob);
-            let ce: tf.Scalar;
-            if (frozen.size > 0) {
-              // stage 2: the frozen trunk in eval mode, the rest in training mode
-              const f = vggForward(model.vgg, x, { training: false, upTo: SHARED_LAYER }).output;
-              const r = vggForward(tail, f, { training: true, dropoutSeed: stepSeed });
-              updateBnRunningStats(model.vgg, r.bnStats);
-              ce = crossEntropy(r.output as tf.Tensor2D, y);
-            } else {
-              const c = classifyTrain(model, x, { seed: stepSeed });
-              updateBnRunningStats(model.vgg, c.bnStats);
-              ce = crossEntropy(c.logits, y);
-            }
-            ceSum += ce.dataSync()[0];
-            ceCount++;
-            let loss: tf.Scalar = mtl
-              ? tf.add(tf.mul(tf.exp(tf.neg(model.sC)), ce), tf.mul(model.sC, 0.5))
-              : ce;
-            for (const [j, nrows] of neural.entries()) {
-              const xn = toTensor(evaluationBatch(data.train.images, nrows));
-              const tn = gatherTargets(targets!, nrows);
-              const p = predictNeuralTrain(model, xn, { seed: stepSeed * 8 + j + 1 });
-              updateBnRunningStats(model.vgg, p.bnStats);
-              const m = mse(p.responses, tn);
-              mseSum += m.dataSync()[0];
-              mseCount++;
-              loss = tf.add(
-                loss,
-                tf.add(tf.mul(tf.mul(tf.exp(tf.neg(model.sN)), m), 0.5), tf.mul(model.sN, 0.5)),
-              );
-            }
-            return loss;
-          }, varList);
-
-          // stage 1: CE on clean + corrupted images, lambda * conv3_1 consistency of two corruptions
-          function oracleLoss(
-            clean: tf.Tensor4D,
-            y: tf.Tensor1D,
-            b: typeof ob & object,
-          ): tf.Scalar {
-            const n = clean.shape[0];
-            const xa = tf.concat([clean, toTensor(b.corruptedA)], 0);
-            const r = vggForward(model.vgg, xa, {
-              training: true,
-              taps: [SHARED_LAYER],
-              dropoutSeed: stepSeed,
+        if (graph) {
+          const [, h, w] = xc.shape;
+          const key = `${rows.length}:${neural.length}`;
+          let step = steps.get(key);
+          if (!step) {
+            step = await ClassifierStep.create(model, {
+              batch: rows.length,
+              height: h,
+              width: w,
+              neuralPasses: neural.length,
+              neuralBatch: config.neuralBatchSize,
+            }, {
+              trainable: (name) => !frozen.has(name),
+              evalUpTo: frozen.size > 0 ? SHARED_LAYER : undefined,
             });
-            updateBnRunningStats(model.vgg, r.bnStats);
-            const ce = crossEntropy(r.output as tf.Tensor2D, tf.concat([y, y], 0));
-            const fa = tf.slice(r.taps.get(SHARED_LAYER)!, [n, 0, 0, 0], [n, -1, -1, -1]);
-            const fb = vggForward(model.vgg, toTensor(b.corruptedB), {
-              training: true,
-              upTo: SHARED_LAYER,
-            });
-            updateBnRunningStats(model.vgg, fb.bnStats);
-            const fc = featureConsistency(fa, fb.output);
-            ceSum += ce.dataSync()[0];
-            ceCount++;
-            fcSum += fc.dataSync()[0];
-            fcCount++;
-            return tf.add(ce, tf.mul(fc, config.oracleLambda));
+            steps.set(key, step);
           }
-        });
-        const named = new Map<string, tf.Tensor>();
-        for (const [name, v] of trainable) if (grads[v.name]) named.set(name, grads[v.name]);
-        opt.step(trainable, named);
-        value.dispose();
-        for (const g of Object.values(grads)) g.dispose();
+          const r = await step.train(model, opt, {
+            x: xc.data,
+            labels: Array.from(rows, (r) => data.train.labels.data[r]),
+            seed: stepSeed,
+            neural: neural.map((nrows, j) => ({
+              x: evaluationBatch(data.train.images, nrows).data,
+              targets: targetRows(targets!, nrows),
+              seed: stepSeed * 8 + j + 1,
+            })),
+          });
+          ceSum += r.ce;
+          ceCount++;
+          for (const m of r.mse) {
+            mseSum += m;
+            mseCount++;
+          }
+        } else {
+          const { value, grads } = tf.tidy(() => {
+            const x = toTensor(xc);
+            const y = tf.tensor1d(Array.from(rows, (r) => data.train.labels.data[r]), "int32");
+            return tf.variableGrads(() => {
+              if (ob) return oracleLoss(x, y, ob);
+              let ce: tf.Scalar;
+              if (frozen.size > 0) {
+                // stage 2: the frozen trunk in eval mode, the rest in training mode
+                const f = vggForward(model.vgg, x, { training: false, upTo: SHARED_LAYER }).output;
+                const r = vggForward(tail, f, { training: true, dropoutSeed: stepSeed });
+                updateBnRunningStats(model.vgg, r.bnStats);
+                ce = crossEntropy(r.output as tf.Tensor2D, y);
+              } else {
+                const c = classifyTrain(model, x, { seed: stepSeed });
+                updateBnRunningStats(model.vgg, c.bnStats);
+                ce = crossEntropy(c.logits, y);
+              }
+              ceSum += ce.dataSync()[0];
+              ceCount++;
+              let loss: tf.Scalar = mtl
+                ? tf.add(tf.mul(tf.exp(tf.neg(model.sC)), ce), tf.mul(model.sC, 0.5))
+                : ce;
+              for (const [j, nrows] of neural.entries()) {
+                const xn = toTensor(evaluationBatch(data.train.images, nrows));
+                const tn = gatherTargets(targets!, nrows);
+                const p = predictNeuralTrain(model, xn, { seed: stepSeed * 8 + j + 1 });
+                updateBnRunningStats(model.vgg, p.bnStats);
+                const m = mse(p.responses, tn);
+                mseSum += m.dataSync()[0];
+                mseCount++;
+                loss = tf.add(
+                  loss,
+                  tf.add(tf.mul(tf.mul(tf.exp(tf.neg(model.sN)), m), 0.5), tf.mul(model.sN, 0.5)),
+                );
+              }
+              return loss;
+            }, varList);
+
+            // stage 1: CE on clean + corrupted images, lambda * conv3_1 consistency of two corruptions
+            function oracleLoss(
+              clean: tf.Tensor4D,
+              y: tf.Tensor1D,
+              b: typeof ob & object,
+            ): tf.Scalar {
+              const n = clean.shape[0];
+              const xa = tf.concat([clean, toTensor(b.corruptedA)], 0);
+              const r = vggForward(model.vgg, xa, {
+                training: true,
+                taps: [SHARED_LAYER],
+                dropoutSeed: stepSeed,
+              });
+              updateBnRunningStats(model.vgg, r.bnStats);
+              const ce = crossEntropy(r.output as tf.Tensor2D, tf.concat([y, y], 0));
+              const fa = tf.slice(r.taps.get(SHARED_LAYER)!, [n, 0, 0, 0], [n, -1, -1, -1]);
+              const fb = vggForward(model.vgg, toTensor(b.corruptedB), {
+                training: true,
+                upTo: SHARED_LAYER,
+              });
+              updateBnRunningStats(model.vgg, fb.bnStats);
+              const fc = featureConsistency(fa, fb.output);
+              ceSum += ce.dataSync()[0];
+              ceCount++;
+              fcSum += fc.dataSync()[0];
+              fcCount++;
+              return tf.add(ce, tf.mul(fc, config.oracleLambda));
+            }
+          });
+          const named = new Map<string, tf.Tensor>();
+          for (const [name, v] of trainable) if (grads[v.name]) named.set(name, grads[v.name]);
+          opt.step(trainable, named);
+          value.dispose();
+          for (const g of Object.values(grads)) g.dispose();
+        }
         state.step++;
         if (every > 0 && (b + 1) % every === 0 && b + 1 < batches.length) {
           yield {
@@ -518,6 +568,7 @@ export async function* trainClassifier(
   } finally {
     best?.forEach((t) => t.dispose());
     opt.dispose();
+    for (const s of steps.values()) await s.release();
   }
 }
 

@@ -61,7 +61,7 @@ export interface StepBatch {
   seed: number;
   /** Neural batches: images NHWC, targets [B, neurons], seed of the readout's jitter. */
   neural?: { x: Float32Array; targets: Float32Array; seed: number }[];
-  /** Dropout masks NCHW (tests: to match another engine's draw); default from `seed`. */
+  /** Dropout masks [N gh gw, hidden] (tests: to match another engine's draw); default from `seed`. */
   masks?: [Float32Array, Float32Array];
 }
 
@@ -89,7 +89,10 @@ export function toNchw(x: Float32Array, [n, h, w, c]: readonly number[]): Float3
   return out;
 }
 
-/** Dropout masks (rate 0.5: each unit 0 or 2) for the head, from core/random.ts. */
+/**
+ * Dropout masks (rate 0.5: each unit 0 or 2) for the head's two hidden layers, [N gh gw, hidden]
+ * (NHWC order), from core/random.ts.
+ */
 export function dropoutMasks(
   model: VggModel,
   n: number,
@@ -142,7 +145,13 @@ export class ClassifierStep {
   static async create(
     model: MtlModel,
     shape: StepShape,
-    options: { threads?: number; trainable?: (name: string) => boolean } = {},
+    options: {
+      threads?: number;
+      /** Parameters that get gradients (default: all). */
+      trainable?: (name: string) => boolean;
+      /** Trunk layers up to this one run in eval mode (Oracle stage 2's frozen conv1_1..conv3_1). */
+      evalUpTo?: string;
+    } = {},
   ): Promise<ClassifierStep> {
     const vgg = model.vgg;
     if (!vgg.head) throw new Error("a classification step needs a model with a head");
@@ -163,11 +172,11 @@ export class ClassifierStep {
     const [gh, gw] = headGrid(vgg, h, w);
     const hid = vgg.head.hidden;
     const masks: [Sym, Sym] = [
-      t.input("mask1", [n, hid, gh, gw], false),
-      t.input("mask2", [n, hid, gh, gw], false),
+      t.input("mask1", [n * gh * gw, hid], false),
+      t.input("mask2", [n * gh * gw, hid], false),
     ];
     const outs: PassOut[] = [];
-    const f = addVggTrain(t, vgg, params, x, { masks });
+    const f = addVggTrain(t, vgg, params, x, { masks, evalUpTo: options.evalUpTo });
     const ce = t.crossEntropy(f.output, oneHot);
     const statsOut = (prefix: string, stats: typeof f.bnStats) => {
       const counts = new Map<string, number>();
@@ -239,8 +248,8 @@ export class ClassifierStep {
     const feeds: Record<string, Feed> = {
       x: { data: toNchw(b.x, [n, h, w, c]), dims: [n, c, h, w] },
       onehot: { data: oneHot, dims: [n, k] },
-      mask1: { data: m1, dims: [n, hid, gh, gw] },
-      mask2: { data: m2, dims: [n, hid, gh, gw] },
+      mask1: { data: m1, dims: [n * gh * gw, hid] },
+      mask2: { data: m2, dims: [n * gh * gw, hid] },
     };
     for (const name of this.#program.inputNames) {
       if (all.has(name)) {

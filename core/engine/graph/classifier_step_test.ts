@@ -22,13 +22,13 @@ import { headGrid } from "./vgg.ts";
 
 await initBackend("cpu");
 
-const N = 4, H = 32, W = 32, CLASSES = 5, NEURONS = 7, NB = 3;
+const N = 4, H = 16, W = 16, CLASSES = 5, NEURONS = 7, NB = 3;
 /**
  * A shorter VGG with every kind of layer (and conv3_1): through all 16 BN layers of VGG-19 on
  * 4 images, float rounding differences of 1e-7 flip a few ReLUs and max-pool choices near ties,
  * which moves whole gradients by percents in both engines alike; this depth keeps the check exact.
  */
-const CFG = [8, 8, "M", 16, "M", 16, 16, "M", 32, "M", 32, "M"] as const;
+const CFG = [64, "M", 64, "M", 128, 128, "M", 128, 128] as const; // conv3_1 on 4x4, head on 2x2
 
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let num = 0, den = 0;
@@ -59,7 +59,7 @@ function perturb(model: MtlModel): void {
   }
 }
 
-/** The masks tf.dropout(x, 0.5, undefined, seed * 7 + k) draws in vggHead, as NCHW. */
+/** The masks tf.dropout(x, 0.5, undefined, seed * 7 + k) draws in vggHead (NHWC, as the step's). */
 function tfjsMasks(model: MtlModel, seed: number): [Float32Array, Float32Array] {
   const [gh, gw] = headGrid(model.vgg, H, W);
   const one = (k: number) =>
@@ -72,20 +72,20 @@ function tfjsMasks(model: MtlModel, seed: number): [Float32Array, Float32Array] 
         seed * 7 + k,
       );
       const m = tf.div(tf.floor(tf.add(u, 0.5)), 0.5);
-      return tf.transpose(m, [0, 3, 1, 2]).dataSync() as Float32Array;
+      return m.dataSync() as Float32Array;
     });
   return [one(1), one(2)];
 }
 
-function images(n: number, seed: number): Float32Array {
+function images(n: number, seed: number, side = H): Float32Array {
   return tf.tidy(() =>
-    tf.randomNormal([n, H, W, 1], 0, 1, "float32", seed).dataSync() as Float32Array
+    tf.randomNormal([n, side, side, 1], 0, 1, "float32", seed).dataSync() as Float32Array
   );
 }
 
 async function compare(neurons: number, passes: number) {
   const model = createMtl({
-    width: 1,
+    width: 0.125,
     inChannels: 1,
     classes: CLASSES,
     neurons,
@@ -175,6 +175,7 @@ Deno.test("the MTL step with two neural batches equals tfjs' (readout mu, sigma,
 Deno.test("the readout samples each image's jittered position inside the conv3_1 map", () => {
   const model = createMtl({ width: 0.125, inChannels: 1, classes: 3, neurons: 2, seed: 0 });
   assertEquals(sharedGrid(model.vgg, 64, 64), [16, 16]);
+  assertEquals(headGrid(model.vgg, 64, 64), [2, 2]);
   assertEquals(sharedGrid(model.vgg, 32, 30), [8, 7]);
 });
 
@@ -183,8 +184,8 @@ Deno.test("live tensors stay constant over 100 steps, and the same seed gives th
     const model = createMtl({ width: 0.0625, inChannels: 1, classes: 3, neurons: 4, seed: 1 });
     const step = await ClassifierStep.create(model, {
       batch: 2,
-      height: H,
-      width: W,
+      height: 32,
+      width: 32,
       neuralPasses: 1,
       neuralBatch: 2,
     });
@@ -192,10 +193,10 @@ Deno.test("live tensors stay constant over 100 steps, and the same seed gives th
     const counts: number[] = [];
     for (let i = 0; i < steps; i++) {
       await step.train(model, opt, {
-        x: images(2, i + 1),
+        x: images(2, i + 1, 32),
         labels: [i % 3, (i + 1) % 3],
         seed: i,
-        neural: [{ x: images(2, 100 + i), targets: new Float32Array(8).fill(1), seed: i }],
+        neural: [{ x: images(2, 100 + i, 32), targets: new Float32Array(8).fill(1), seed: i }],
       });
       counts.push(tf.memory().numTensors);
     }

@@ -418,15 +418,16 @@ export class Tape {
     ]);
   }
 
-  /** Max over the spatial axes of [N, C, H, W]: [N, C]. Backward to the element(s) equal to it. */
-  globalMax(x: Sym): Sym {
-    const [n, c] = x.shape;
-    const m = this.raw("ReduceMax", [x], [n, c, 1, 1], { axes: [2, 3], keepdims: 1 });
-    const y = this.raw("Reshape", [m, this.ints([n, c])], [n, c]);
+  /** Max over `axis` (dropped). Backward to the element(s) equal to the maximum. */
+  maxOver(x: Sym, axis: number): Sym {
+    const kept = x.shape.map((d, i) => i === axis ? 1 : d);
+    const m = this.raw("ReduceMax", [x], kept, { axes: [axis], keepdims: 1 });
+    const shape = x.shape.filter((_, i) => i !== axis);
+    const y = this.raw("Reshape", [m, this.ints(shape)], shape);
     return this.#record([x], y, (gy) => {
-      const g4 = this.raw("Reshape", [gy, this.ints([n, c, 1, 1])], [n, c, 1, 1]);
+      const g = this.raw("Reshape", [gy, this.ints(kept)], kept);
       const hit = this.raw("Equal", [x, m], x.shape);
-      return [this.raw("Where", [hit, g4, this.scalar(0)], x.shape)];
+      return [this.raw("Where", [hit, g, this.scalar(0)], x.shape)];
     });
   }
 

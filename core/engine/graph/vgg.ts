@@ -59,10 +59,12 @@ export interface VggGraphOptions {
   from?: string;
   /** Trunk layers whose outputs to return. */
   taps?: string[];
-  /** Dropout masks of the head (NCHW [N, hidden, h, w]); none: no dropout. */
+  /** Dropout masks of the head ([N h w, hidden], pixels as rows, NHWC order); none: no dropout. */
   masks?: [Sym, Sym];
   /** BN with running statistics (eval mode) instead of batch statistics. */
   eval?: boolean;
+  /** Eval mode up to and including this layer, training mode after it (Oracle stage 2). */
+  evalUpTo?: string;
 }
 
 /** What {@linkcode addVggTrain} gives. */
@@ -85,6 +87,7 @@ export function addVggTrain(
   const bnStats = new Map<string, { mean: Sym; variance: Sym; count: number }>();
   let h = x;
   let started = options.from === undefined;
+  let evalMode = options.eval === true || options.evalUpTo !== undefined;
   for (const l of model.layers) {
     if (!started) {
       started = l.name === options.from;
@@ -97,7 +100,7 @@ export function addVggTrain(
       const gamma = t.reshape(params.get(`${l.name}.bn.weight`), [1, c, 1, 1]);
       const beta = t.reshape(params.get(`${l.name}.bn.bias`), [1, c, 1, 1]);
       const bias = t.reshape(params.get(`${l.name}.bias`), [1, c, 1, 1]);
-      if (options.eval) {
+      if (evalMode) {
         const mean = t.raw("Reshape", [
           params.get(`${l.name}.bn.running_mean`),
           t.ints([1, c, 1, 1]),
@@ -126,23 +129,30 @@ export function addVggTrain(
     } else {
       h = t.maxPool2(h);
     }
+    if (l.name === options.evalUpTo) evalMode = options.eval === true;
     if (options.taps?.includes(l.name)) taps.set(l.name, h);
     if (options.upTo === l.name) return { output: h, taps, bnStats };
   }
   if (!model.head || options.upTo) return { output: h, taps, bnStats };
-  const fc = (v: Sym, name: string, out: number) => {
-    const w = t.transpose(params.get(`${name}.weight`), [3, 2, 0, 1]);
-    return t.add(t.conv(v, w, 0), t.reshape(params.get(`${name}.bias`), [1, out, 1, 1]));
-  };
+  // The head's 1x1 convolutions are matrix products on the pixels as rows ([N gh gw, C]): HWIO
+  // weights [1, 1, C, O] are already [C, O], and both gradients are single GEMMs.
+  const [n, c, gh, gw] = h.shape;
+  const fc = (v: Sym, name: string, cin: number, out: number) =>
+    t.add(
+      t.matMul(v, t.reshape(params.get(`${name}.weight`), [cin, out])),
+      params.get(`${name}.bias`),
+    );
   const { hidden, classes } = model.head;
-  let v = t.relu(fc(h, "head.fc1", hidden));
+  let v = t.reshape(t.transpose(h, [0, 2, 3, 1]), [n * gh * gw, c]);
+  v = t.relu(fc(v, "head.fc1", c, hidden));
   if (options.masks) v = t.mul(v, options.masks[0]);
-  v = t.relu(fc(v, "head.fc2", hidden));
+  v = t.relu(fc(v, "head.fc2", hidden, hidden));
   if (options.masks) v = t.mul(v, options.masks[1]);
-  return { output: t.globalMax(fc(v, "head.fc3", classes)), taps, bnStats };
+  const logits = t.reshape(fc(v, "head.fc3", hidden, classes), [n, gh * gw, classes]);
+  return { output: t.maxOver(logits, 1), taps, bnStats };
 }
 
-/** The head's spatial size for a trunk input of h x w (five 2x2 pools of VGG-19). */
+/** The head's spatial size for a trunk input of h x w (one halving per 2x2 pool). */
 export function headGrid(model: VggModel, h: number, w: number): [number, number] {
   for (const l of model.layers) {
     if (l.kind === "pool") {
