@@ -47,6 +47,7 @@ interface Exports {
   pixelate(...args: number[]): void;
   distance_transform(src: number, out: number, h: number, w: number, m: number): void;
   bytes_in(src: number, d: number, n: number): void;
+  water_relief(edges: number, liquid: number, m: number, h: number, w: number, s: number): number;
   bytes_out_trunc(r: number, out: number, n: number): void;
   corr_x(
     src: number,
@@ -379,4 +380,28 @@ export function separableBytesFast(
   }
   wasm.bytes_out_trunc(cur, u8At, n);
   out.set(u8.subarray(u8At, u8At + n), at);
+}
+
+/**
+ * spatter.ts's water relief (waterReliefJs: distance to the edges, blur, equalisation, emboss,
+ * blur, times the liquid) in WebAssembly: the same values. Writes m, returns its maximum.
+ */
+export function waterReliefFast(
+  edges: Uint8Array,
+  liquid: Float64Array,
+  m: Float64Array,
+  h: number,
+  w: number,
+): number {
+  const n = h * w;
+  const eAt = BASE, lAt = eAt + align(n), mAt = lAt + align(n * 8);
+  const sAt = mAt + align(n * 8);
+  const end = sAt + align((3 * n + (h + 4) * (w + 4)) * 8 + 2 * n);
+  const wasm = arena(end - BASE);
+  const buf = wasm.memory.buffer;
+  new Uint8Array(buf).set(edges.subarray(0, n), eAt);
+  new Float64Array(buf).set(liquid.subarray(0, n), lAt >> 3);
+  const max = wasm.water_relief(eAt, lAt, mAt, h, w, sAt);
+  m.set(new Float64Array(buf, mAt, n));
+  return max;
 }

@@ -16,9 +16,9 @@ import {
   pilResizeBox,
   pilResizeNearest,
 } from "./image.ts";
-import { distanceTransformFast, jpegRoundTripFast } from "./kernels.ts";
+import { distanceTransformFast, jpegRoundTripFast, waterReliefFast } from "./kernels.ts";
 import { type CorruptionName, PRESETS } from "./presets.ts";
-import { distanceTransform } from "./spatter.ts";
+import { canny, distanceTransform, waterReliefJs } from "./spatter.ts";
 import { streamFor } from "./rng.ts";
 
 const DATA = new URL("./testdata/", import.meta.url);
@@ -189,6 +189,32 @@ Deno.test("spatter: the WebAssembly distance transform equals distanceTransform"
       let diff = 0;
       for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) diff++;
       assertEquals(diff, 0, `${h}x${w} zeros ${p}`);
+    }
+  }
+});
+
+Deno.test("spatter: the WebAssembly water relief equals waterReliefJs", () => {
+  const rng = streamFor(23, 0, 0, 0);
+  for (const [h, w] of [[64, 64], [33, 47]]) {
+    for (const sigma of [1, 3]) {
+      // a smoothed random "liquid", as spatter makes it, and its inverted Canny edges
+      const raw = newImage(h, w, 1);
+      for (let i = 0; i < raw.data.length; i++) {
+        raw.data[i] = 0.65 + 0.3 * (rng.uniform() - 0.5) * 3;
+      }
+      const liquid = gaussianFilter(raw, sigma, sigma, "nearest").data;
+      for (let i = 0; i < liquid.length; i++) if (liquid[i] < 0.68) liquid[i] = 0;
+      const l8 = new Uint8Array(h * w);
+      for (let i = 0; i < l8.length; i++) l8[i] = Math.trunc(liquid[i] * 255) & 255;
+      const edges = canny(l8, h, w, 50, 150);
+      for (let i = 0; i < edges.length; i++) edges[i] = 255 - edges[i];
+      const a = new Float64Array(h * w), b = new Float64Array(h * w);
+      const maxA = waterReliefFast(edges, liquid, a, h, w);
+      const maxB = waterReliefJs(edges, liquid, b, h, w);
+      assertEquals(maxA, maxB, `${h}x${w} sigma ${sigma}: max`);
+      let diff = 0;
+      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) diff++;
+      assertEquals(diff, 0, `${h}x${w} sigma ${sigma}`);
     }
   }
 });

@@ -20,7 +20,7 @@
  * @module
  */
 import { clip01, gaussianFilter, type Img, reflect101Index } from "./image.ts";
-import { distanceTransformFast } from "./kernels.ts";
+import { waterReliefFast } from "./kernels.ts";
 import { fillNormalZiggurat, type Rng } from "./rng.ts";
 
 /** The 3x3 Sobel derivatives with the edge pixel repeated, and the L1 norm. */
@@ -136,8 +136,7 @@ export function canny(
 
 /**
  * cv2.distanceTransform(src, DIST_L2, 5): 5x5 chamfer (1, 1.4, 2.1969) to the nearest zero. The
- * corruption runs kernels.ts's distanceTransformFast (the same passes in WebAssembly, ~4x
- * faster); this is its reference in tests.
+ * corruption runs it in WebAssembly (kernels.ts); this is the reference of its tests.
  */
 export function distanceTransform(src: Uint8Array, h: number, w: number): Float64Array {
   const INF = 1e9;
@@ -306,20 +305,8 @@ function water(
   for (let i = 0; i < n; i++) l8[i] = Math.trunc(liquid[i] * 255) & 255;
   const edges = canny(l8, h, w, 50, 150);
   for (let i = 0; i < n; i++) edges[i] = 255 - edges[i];
-  const dist = distanceTransformFast(edges, h, w);
-  for (let i = 0; i < n; i++) dist[i] = Math.min(dist[i], 20);
-  const b1 = box3(dist, h, w);
-  const d8 = new Uint8Array(n);
-  for (let i = 0; i < n; i++) d8[i] = Math.trunc(b1[i]);
-  const eq = equalizeHist(d8);
-  const emb = emboss(eq, h, w);
-  const b2 = box3(emb, h, w);
-  let max = 0;
   const m = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    m[i] = liquid[i] * sat8(b2[i]);
-    if (m[i] > max) max = m[i];
-  }
+  const max = waterReliefFast(edges, liquid, m, h, w);
   const color = c === 3 ? [175 / 255, 238 / 255, 238 / 255] : [
     (0.2989 * 175 + 0.587 * 238 + 0.114 * 238) / 255,
   ];
@@ -329,6 +316,35 @@ function water(
       for (let k = 0; k < c; k++) d[i * c + k] += Math.min(1, Math.max(0, v * color[k]));
     }
   }
+}
+
+/**
+ * The water branch's relief in JavaScript, the reference of kernels.ts's waterReliefFast (which
+ * the corruption runs): the distance to the edges (capped at 20), box blur, bytes, histogram
+ * equalisation, emboss, box blur, saturate_cast, times the liquid. Writes m, returns its maximum.
+ */
+export function waterReliefJs(
+  edges: Uint8Array,
+  liquid: Float64Array,
+  m: Float64Array,
+  h: number,
+  w: number,
+): number {
+  const n = h * w;
+  const dist = distanceTransform(edges, h, w);
+  for (let i = 0; i < n; i++) dist[i] = Math.min(dist[i], 20);
+  const b1 = box3(dist, h, w);
+  const d8 = new Uint8Array(n);
+  for (let i = 0; i < n; i++) d8[i] = Math.trunc(b1[i]);
+  const eq = equalizeHist(d8);
+  const emb = emboss(eq, h, w);
+  const b2 = box3(emb, h, w);
+  let max = 0;
+  for (let i = 0; i < n; i++) {
+    m[i] = liquid[i] * sat8(b2[i]);
+    if (m[i] > max) max = m[i];
+  }
+  return max;
 }
 
 /** The mud branch (in place on d): brown where the blurred, thresholded liquid is thick. */

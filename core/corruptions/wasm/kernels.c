@@ -1043,4 +1043,90 @@ void bytes_out_trunc(const double *r, uint8_t *out, int n) {
     out[i] = (uint8_t)(int32_t)y;
   }
 }
+
+/* ---------------------------------------------------------------- spatter's water relief */
+
+/* OpenCV's saturate_cast<uchar> of a double: round half to even, clamp. */
+static inline int32_t sat8d(double v) {
+  /* integer clamps (callers' values lie in [0, 255]; wasm's f64 min/max are slow in V8) */
+  int32_t r = (int32_t)__builtin_rint(v);
+  return r < 0 ? 0 : r > 255 ? 255 : r;
+}
+
+/* spatter.ts's box3: cv2.blur 3x3, BORDER_REFLECT_101, sums row by row, left to right. */
+static void box3d(const double *src, double *out, int h, int w) {
+  for (int y = 0; y < h; y++) {
+    const double *r0 = src + (y == 0 ? 1 : y - 1) * w, *r1 = src + y * w;
+    const double *r2 = src + (y == h - 1 ? h - 2 : y + 1) * w;
+    for (int x = 0; x < w; x++) {
+      int c0 = x == 0 ? 1 : x - 1, c2 = x == w - 1 ? w - 2 : x + 1;
+      double s = 0;
+      s += r0[c0];
+      s += r0[x];
+      s += r0[c2];
+      s += r1[c0];
+      s += r1[x];
+      s += r1[c2];
+      s += r2[c0];
+      s += r2[x];
+      s += r2[c2];
+      out[y * w + x] = s / 9;
+    }
+  }
+}
+
+/*
+ * The water branch's relief (spatter.ts, water): from the inverted Canny edges (bytes), the
+ * distance to them (capped at 20), box blur, truncation to bytes, histogram equalisation,
+ * emboss, box blur, saturate_cast; m = liquid times that. Returns max(m) (0 if none is above).
+ * scratch: 3 h w + (h + 4)(w + 4) doubles and 2 h w bytes past them.
+ */
+EXPORT("water_relief")
+double water_relief(const uint8_t *edges, const double *liquid, double *m, int h, int w,
+                    double *scratch) {
+  int n = h * w;
+  double *dist = scratch, *b1 = dist + n, *emb = b1 + n, *pad = emb + n;
+  uint8_t *d8 = (uint8_t *)(pad + (h + 4) * (w + 4)), *eq = d8 + n;
+  distance_transform(edges, dist, h, w, pad);
+  for (int i = 0; i + 2 <= n; i += 2) ST(dist + i, wasm_f64x2_pmin(LD(dist + i), FS(20)));
+  if (n & 1) dist[n - 1] = dist[n - 1] > 20 ? 20 : dist[n - 1];
+  box3d(dist, b1, h, w);
+  for (int i = 0; i < n; i++) d8[i] = (uint8_t)(int32_t)b1[i];
+  /* cv2.equalizeHist */
+  int32_t hist[256];
+  for (int i = 0; i < 256; i++) hist[i] = 0;
+  for (int i = 0; i < n; i++) hist[d8[i]]++;
+  int lo = 0;
+  while (!hist[lo]) lo++;
+  if (hist[lo] == n) {
+    for (int i = 0; i < n; i++) eq[i] = (uint8_t)lo;
+  } else {
+    double scale = 255.0 / (double)(n - hist[lo]);
+    uint8_t lut[256];
+    for (int i = 0; i < 256; i++) lut[i] = 0;
+    int32_t sum = 0;
+    for (int i = lo + 1; i < 256; i++) {
+      sum += hist[i];
+      lut[i] = (uint8_t)sat8d((double)(float)((double)sum * scale));
+    }
+    for (int i = 0; i < n; i++) eq[i] = lut[d8[i]];
+  }
+  /* cv2.filter2D with EMBOSS = [-2 -1 0; -1 1 1; 0 1 2], BORDER_REFLECT_101, saturated */
+  for (int y = 0; y < h; y++) {
+    const uint8_t *r0 = eq + (y == 0 ? 1 : y - 1) * w, *r1 = eq + y * w;
+    const uint8_t *r2 = eq + (y == h - 1 ? h - 2 : y + 1) * w;
+    for (int x = 0; x < w; x++) {
+      int c0 = x == 0 ? 1 : x - 1, c2 = x == w - 1 ? w - 2 : x + 1;
+      int32_t v = -2 * r0[c0] - r0[x] - r1[c0] + r1[x] + r1[c2] + r2[x] + 2 * r2[c2];
+      emb[y * w + x] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+  }
+  box3d(emb, b1, h, w);
+  double max = 0;
+  for (int i = 0; i < n; i++) {
+    m[i] = liquid[i] * (double)sat8d(b1[i]);
+    if (m[i] > max) max = m[i];
+  }
+  return max;
+}
 #endif
