@@ -90,7 +90,7 @@ export function fillNormalZiggurat(
     for (;;) {
       const word = rng.next();
       const i = word & 127;
-      const u = ((word >>> 7) + 0.5) / TWO24 - 1; // in (-1, 1)
+      const u = ((word >>> 7) + 0.5) * (1 / TWO24) - 1; // in (-1, 1) (times 2^-24: exact)
       if (Math.abs(u) < ZIG_RATIO[i]) {
         z = u * ZIG_X[i];
         break;
