@@ -159,23 +159,23 @@ export function noiseBytes(
 /** Byte value times 1 / 255 (corruptBatch's input conversion), by table. */
 const BYTE = Float64Array.from({ length: 256 }, (_, i) => i * (1 / 255));
 
-// One pass each: input conversion, noise, clip to [0, 1] (branchless: noise clips at random,
-// where a branch mispredicts) and the truncating output conversion, as corruptBatch's passes do.
+// One pass each: input conversion, noise and the truncating output conversion. The float path
+// clips to [0, 1] and then clamps floor(255 v + 1e-4) to 0..255; the clamp alone gives the same
+// bytes (v < 0 or v > 1 land on 0 or 255 either way), done on integers (|v| is far below 2^23):
+// no branches, which noise mispredicts, and no float min/max.
 
 function addNoiseBytes(b: Uint8Array, noise: Float64Array, out: Uint8Array, at: number): void {
   for (let i = 0; i < b.length; i++) {
-    const v = BYTE[b[i]] + noise[i];
-    const x = Math.min(Math.max(v, 0), 1) * 255 + 1e-4;
-    out[at + i] = Math.min(Math.max(x, 0), 255);
+    const q = ((BYTE[b[i]] + noise[i]) * 255 + 1e-4) | 0;
+    out[at + i] = Math.min(q & ~(q >> 31), 255);
   }
 }
 
 function scaledNoiseBytes(b: Uint8Array, noise: Float64Array, out: Uint8Array, at: number): void {
   for (let i = 0; i < b.length; i++) {
-    const x0 = BYTE[b[i]];
-    const v = x0 + x0 * noise[i];
-    const x = Math.min(Math.max(v, 0), 1) * 255 + 1e-4;
-    out[at + i] = Math.min(Math.max(x, 0), 255);
+    const x = BYTE[b[i]];
+    const q = ((x + x * noise[i]) * 255 + 1e-4) | 0;
+    out[at + i] = Math.min(q & ~(q >> 31), 255);
   }
 }
 
