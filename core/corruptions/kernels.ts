@@ -83,9 +83,25 @@ function instantiate(): Exports {
 const shared = instantiate();
 const BASE = (Number(shared.__heap_base.value) + 15) & ~15;
 
+let arenaMax = ARENA_MAX;
+
+/**
+ * Runs `fn` with the arena capped at `bytes` (tests: the throwaway-instance path on small
+ * images), then restores the cap.
+ */
+export function withArenaMax<T>(bytes: number, fn: () => T): T {
+  const before = arenaMax;
+  arenaMax = bytes;
+  try {
+    return fn();
+  } finally {
+    arenaMax = before;
+  }
+}
+
 /** An instance whose arena (from BASE) holds at least `bytes`. */
 function arena(bytes: number): Exports {
-  const wasm = bytes <= ARENA_MAX ? shared : instantiate();
+  const wasm = bytes <= arenaMax ? shared : instantiate();
   const need = BASE + bytes, have = wasm.memory.buffer.byteLength;
   if (need > have) wasm.memory.grow(Math.ceil((need - have) / 65536));
   return wasm;

@@ -16,7 +16,12 @@ import {
   pilResizeBox,
   pilResizeNearest,
 } from "./image.ts";
-import { distanceTransformFast, jpegRoundTripFast, waterReliefFast } from "./kernels.ts";
+import {
+  distanceTransformFast,
+  jpegRoundTripFast,
+  waterReliefFast,
+  withArenaMax,
+} from "./kernels.ts";
 import { type CorruptionName, PRESETS } from "./presets.ts";
 import { canny, distanceTransform, waterReliefJs } from "./spatter.ts";
 import { streamFor } from "./rng.ts";
@@ -216,5 +221,25 @@ Deno.test("spatter: the WebAssembly water relief equals waterReliefJs", () => {
       for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) diff++;
       assertEquals(diff, 0, `${h}x${w} sigma ${sigma}`);
     }
+  }
+});
+
+Deno.test("calls larger than the kept arena run in a throwaway instance, with the same results", () => {
+  const rng = streamFor(29, 0, 0, 0);
+  const h = 40, w = 36, n = h * w * 3;
+  const bytes = new Uint8Array(n);
+  for (let i = 0; i < n; i++) bytes[i] = Math.floor(rng.uniform() * 256);
+  for (
+    const corruption of ["jpeg_compression", "gaussian_blur", "defocus_blur", "pixelate", "spatter"]
+  ) {
+    const run = () =>
+      corruptBatch({ dtype: "uint8", shape: [1, h, w, 3], data: bytes }, {
+        corruption,
+        severity: 3,
+      })
+        .data as Uint8Array;
+    const kept = run();
+    const throwaway = withArenaMax(1024, run);
+    assertEquals(differing(kept, throwaway), 0, corruption);
   }
 });
