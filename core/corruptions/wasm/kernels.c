@@ -911,9 +911,15 @@ void pixelate(const uint8_t *src, uint8_t *out, int h, int w, int c, int oh, int
           acc = wasm_i32x4_add(acc, wasm_i32x4_mul(px, wasm_i32x4_splat(k[t])));
         }
         acc = wasm_i32x4_shr(acc, 22);
-        orow[3 * x] = clip8(wasm_i32x4_extract_lane(acc, 0));
-        orow[3 * x + 1] = clip8(wasm_i32x4_extract_lane(acc, 1));
-        orow[3 * x + 2] = clip8(wasm_i32x4_extract_lane(acc, 2));
+        if (x + 1 < ow) {
+          /* saturating narrows clamp to 0..255; the fourth byte is overwritten next */
+          V b = wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(acc, acc), acc);
+          wasm_v128_store32_lane(orow + 3 * x, b, 0);
+        } else {
+          orow[3 * x] = clip8(wasm_i32x4_extract_lane(acc, 0));
+          orow[3 * x + 1] = clip8(wasm_i32x4_extract_lane(acc, 1));
+          orow[3 * x + 2] = clip8(wasm_i32x4_extract_lane(acc, 2));
+        }
       }
     }
     cur = tmp;
@@ -940,7 +946,22 @@ void pixelate(const uint8_t *src, uint8_t *out, int h, int w, int c, int oh, int
       const int32_t *k = ky + y * kySize;
       const uint8_t *s = cur + ymin * rowLen;
       uint8_t *o = small + y * rowLen;
-      for (int i = 0; i < rowLen; i++) {
+      int i = 0;
+      for (; i + 16 <= rowLen; i += 16) {
+        V a0 = wasm_i32x4_splat(1 << 21), a1 = a0, a2 = a0, a3 = a0;
+        for (int t = 0; t < ymax; t++) {
+          V px = wasm_v128_load(s + t * rowLen + i), kt = wasm_i32x4_splat(k[t]);
+          V lo = wasm_u16x8_extend_low_u8x16(px), hi = wasm_u16x8_extend_high_u8x16(px);
+          a0 = wasm_i32x4_add(a0, wasm_i32x4_mul(wasm_u32x4_extend_low_u16x8(lo), kt));
+          a1 = wasm_i32x4_add(a1, wasm_i32x4_mul(wasm_u32x4_extend_high_u16x8(lo), kt));
+          a2 = wasm_i32x4_add(a2, wasm_i32x4_mul(wasm_u32x4_extend_low_u16x8(hi), kt));
+          a3 = wasm_i32x4_add(a3, wasm_i32x4_mul(wasm_u32x4_extend_high_u16x8(hi), kt));
+        }
+        V b0 = wasm_i16x8_narrow_i32x4(wasm_i32x4_shr(a0, 22), wasm_i32x4_shr(a1, 22));
+        V b1 = wasm_i16x8_narrow_i32x4(wasm_i32x4_shr(a2, 22), wasm_i32x4_shr(a3, 22));
+        wasm_v128_store(o + i, wasm_u8x16_narrow_i16x8(b0, b1));
+      }
+      for (; i < rowLen; i++) {
         int32_t acc = 1 << 21;
         for (int t = 0; t < ymax; t++) acc += s[t * rowLen + i] * k[t];
         o[i] = clip8(acc >> 22);
@@ -961,12 +982,13 @@ void pixelate(const uint8_t *src, uint8_t *out, int h, int w, int c, int oh, int
     prev = ys[y];
     const uint8_t *s = small + ys[y] * rowLen;
     if (c == 3) {
-      for (int x = 0; x < w; x++) {
-        const uint8_t *p = s + xs[x];
-        o[3 * x] = p[0];
-        o[3 * x + 1] = p[1];
-        o[3 * x + 2] = p[2];
-      }
+      /* four bytes a pixel (the fourth overwritten next), the last one byte by byte */
+      for (int x = 0; x + 1 < w; x++)
+        wasm_v128_store32_lane(o + 3 * x, wasm_v128_load32_zero(s + xs[x]), 0);
+      const uint8_t *p = s + xs[w - 1];
+      o[3 * (w - 1)] = p[0];
+      o[3 * (w - 1) + 1] = p[1];
+      o[3 * (w - 1) + 2] = p[2];
     } else {
       for (int x = 0; x < w; x++)
         for (int j = 0; j < c; j++) o[x * c + j] = s[xs[x] + j];
