@@ -13,6 +13,8 @@
  * | COTRAIN_SHUTDOWN_GRACE_MS | 10000 | on SIGTERM, time given to running calls before they are cut |
  * | COTRAIN_DEADLINE_MS | 60000 | default deadline of client calls (streams: none) |
  * | COTRAIN_BACKEND | wasm | compute backend: wasm, tensorflow, webgpu, cpu |
+ * | COTRAIN_TRAIN_ENGINE | onnxruntime | training steps: onnxruntime (one graph per step, core/engine/graph) or tfjs |
+ * | COTRAIN_TRAIN_THREADS | every core | onnxruntime threads of a training step |
  * | COTRAIN_LOG_LEVEL | info | debug, info, warn, error |
  * | S3_ENDPOINT | - | e.g. http://minio:9000 (required for s3:// stores) |
  * | S3_ACCESS_KEY, S3_SECRET_KEY | - | credentials (required for s3:// stores) |
@@ -52,6 +54,8 @@ const schema = z.object({
   COTRAIN_SHUTDOWN_GRACE_MS: intFrom(0).default(10_000),
   COTRAIN_DEADLINE_MS: intFrom(1).default(60_000),
   COTRAIN_BACKEND: z.enum(["wasm", "tensorflow", "webgpu", "cpu"]).default("wasm"),
+  COTRAIN_TRAIN_ENGINE: z.enum(["onnxruntime", "tfjs"]).default("onnxruntime"),
+  COTRAIN_TRAIN_THREADS: z.coerce.number().int().min(1).max(1024).optional(),
   COTRAIN_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   S3_ENDPOINT: z.string().trim().regex(/^https?:\/\/[^/]+/, "must be http(s)://host:port")
     .optional(),
@@ -75,6 +79,8 @@ export interface Config {
   shutdownGraceMs: number;
   deadlineMs: number;
   backend: "wasm" | "tensorflow" | "webgpu" | "cpu";
+  /** Engine of training steps (core/engine/graph/program.ts reads the same variable). */
+  trainEngine: "onnxruntime" | "tfjs";
   logLevel: "debug" | "info" | "warn" | "error";
   s3: { endpoint?: string; accessKey?: string; secretKey?: string; region: string };
   otel: boolean;
@@ -133,6 +139,7 @@ export function loadConfig(
     shutdownGraceMs: c.COTRAIN_SHUTDOWN_GRACE_MS,
     deadlineMs: c.COTRAIN_DEADLINE_MS,
     backend: c.COTRAIN_BACKEND,
+    trainEngine: c.COTRAIN_TRAIN_ENGINE,
     logLevel: c.COTRAIN_LOG_LEVEL,
     s3: {
       endpoint: c.S3_ENDPOINT,

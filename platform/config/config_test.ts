@@ -8,6 +8,7 @@ Deno.test("config: defaults", () => {
   assertEquals(c.maxMessageBytes, 64 * 1024 * 1024);
   assertEquals(c.store, `file://${Deno.cwd()}/runs/store`);
   assertEquals(c.backend, "wasm");
+  assertEquals(c.trainEngine, "onnxruntime");
   assertEquals(c.otel, false);
 });
 
@@ -36,5 +37,11 @@ Deno.test("config: bad values name the variable", () => {
     throw new Error(`message should name both variables: ${err.message}`);
   }
   assertThrowsCode(() => loadConfig({ COTRAIN_STORE: "ftp://x" }), "INVALID_ARGUMENT");
+  const e = assertThrowsCode(
+    () => loadConfig({ COTRAIN_TRAIN_ENGINE: "torch" }),
+    "INVALID_ARGUMENT",
+  );
+  if (!e.message.includes("COTRAIN_TRAIN_ENGINE")) throw new Error(e.message);
+  assertEquals(loadConfig({ COTRAIN_TRAIN_ENGINE: "tfjs" }).trainEngine, "tfjs");
   assertThrowsCode(() => loadConfig({ COTRAIN_STORE: "s3://bucket" }), "INVALID_ARGUMENT");
 });

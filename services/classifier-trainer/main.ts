@@ -25,6 +25,6 @@ if (import.meta.main) {
       [OIP_SERVICE]: oipHandlers(registry, { name: "classifier-trainer", version: "0.1.0" }),
     },
     config,
-    info: { backend: engine.name },
+    info: { backend: engine.name, "train-engine": config.trainEngine },
   });
 }

@@ -40,6 +40,6 @@ if (import.meta.main) {
       [OIP_SERVICE]: oipHandlers(registry, { name: "neural-predictor", version: VERSION }),
     },
     config,
-    info: { backend: engine.name },
+    info: { backend: engine.name, "train-engine": config.trainEngine },
   });
 }
