@@ -23,6 +23,7 @@ import {
   withArenaMax,
 } from "./kernels.ts";
 import { type CorruptionName, PRESETS } from "./presets.ts";
+import { KERNELS_C_SHA256 } from "./wasm/kernels_wasm.ts";
 import { canny, distanceTransform, waterReliefJs } from "./spatter.ts";
 import { streamFor } from "./rng.ts";
 
@@ -242,4 +243,11 @@ Deno.test("calls larger than the kept arena run in a throwaway instance, with th
     const throwaway = withArenaMax(1024, run);
     assertEquals(differing(kept, throwaway), 0, corruption);
   }
+});
+
+Deno.test("the embedded WebAssembly is built from the current kernels.c (else: bash wasm/build.sh)", async () => {
+  const source = await Deno.readFile(new URL("./wasm/kernels.c", import.meta.url));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", source));
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  assertEquals(hex, KERNELS_C_SHA256, "kernels.c changed since kernels_wasm.ts was built");
 });
