@@ -162,8 +162,8 @@ export interface TrainOptions {
   init?: Uint8Array;
   /**
    * The training engine (default COTRAIN_TRAIN_ENGINE, else onnxruntime): `onnxruntime` runs each
-   * step as one graph on every core (core/engine/graph; Oracle stage 1 still runs on tfjs), `tfjs`
-   * on the tfjs backend with cotrain's kernels.
+   * step as one graph on every core (core/engine/graph), `tfjs` on the tfjs backend with
+   * cotrain's kernels.
    */
   engine?: TrainEngine;
 }
@@ -231,6 +231,13 @@ export function accuracy(model: MtlModel, set: LabelledImages, batch = 256): num
     for (let k = 0; k < rows.length; k++) if (pred[k] === set.labels.data[rows[k]]) correct++;
   }
   return correct / n;
+}
+
+function concatRows(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
 
 /** The target rows of `rows`, [rows.length, neurons] flat. */
@@ -349,7 +356,7 @@ export async function* trainClassifier(
     const varList = [...trainable.values()];
     const every = options.progressEvery ?? 10;
     let stopped = state.history.length > 0 && state.stopped === true;
-    const graph = (options.engine ?? trainEngine()) === "onnxruntime" && config.kind !== "oracle";
+    const graph = (options.engine ?? trainEngine()) === "onnxruntime";
 
     for (let epoch = state.epoch + 1; epoch <= config.maxEpochs && !stopped; epoch++) {
       const batches = epochBatches(nTrain, config.batchSize, config.seed, epoch);
@@ -389,15 +396,19 @@ export async function* trainClassifier(
               width: w,
               neuralPasses: neural.length,
               neuralBatch: config.neuralBatchSize,
+              oracleLambda: ob ? config.oracleLambda : undefined,
             }, {
               trainable: (name) => !frozen.has(name),
               evalUpTo: frozen.size > 0 ? SHARED_LAYER : undefined,
             });
             steps.set(key, step);
           }
+          const labels = Array.from(rows, (r) => data.train.labels.data[r]);
           const r = await step.train(model, opt, {
-            x: xc.data,
-            labels: Array.from(rows, (r) => data.train.labels.data[r]),
+            // Oracle stage 1: clean images then their A corruptions, each label twice
+            x: ob ? concatRows(ob.clean.data, ob.corruptedA.data) : xc.data,
+            labels: ob ? [...labels, ...labels] : labels,
+            xb: ob?.corruptedB.data,
             seed: stepSeed,
             neural: neural.map((nrows, j) => ({
               x: evaluationBatch(data.train.images, nrows).data,
@@ -407,6 +418,10 @@ export async function* trainClassifier(
           });
           ceSum += r.ce;
           ceCount++;
+          if (r.consistency !== undefined) {
+            fcSum += r.consistency;
+            fcCount++;
+          }
           for (const m of r.mse) {
             mseSum += m;
             mseCount++;

@@ -50,6 +50,12 @@ export interface StepShape {
   /** Neural batches per step (MTL) and their size. */
   neuralPasses?: number;
   neuralBatch?: number;
+  /**
+   * Oracle stage 1 with this lambda: the classification batch is `batch` clean images followed by
+   * their corrupted copies A (2 batch rows, each label twice), and the loss adds lambda times the
+   * MSE between conv3_1 of A and of a second corruption B of the same images (`StepBatch.xb`).
+   */
+  oracleLambda?: number;
 }
 
 /** One step's data. */
@@ -61,16 +67,19 @@ export interface StepBatch {
   seed: number;
   /** Neural batches: images NHWC, targets [B, neurons], seed of the readout's jitter. */
   neural?: { x: Float32Array; targets: Float32Array; seed: number }[];
+  /** Oracle stage 1: the B corruptions of the batch's images, NHWC. */
+  xb?: Float32Array;
   /** Dropout masks [N gh gw, hidden] (tests: to match another engine's draw); default from `seed`. */
   masks?: [Float32Array, Float32Array];
 }
 
 /** What a step computed. */
 export interface StepResult {
-  /** The total loss, the mean CE and each neural pass's MSE. */
+  /** The total loss, the mean CE, each neural pass's MSE and Oracle stage 1's consistency MSE. */
   loss: number;
   ce: number;
   mse: number[];
+  consistency?: number;
   /** Gradients by parameter name (the names of mtlParams), in the variables' shapes. */
   grads: Map<string, tf.Tensor>;
   /** BN batch statistics of each pass, classification first. */
@@ -159,7 +168,12 @@ export class ClassifierStep {
     if (passes > 0 && !model.readout) {
       throw new Error("neural passes need a network with a readout (neurons > 0)");
     }
-    const { batch: n, height: h, width: w } = shape;
+    const { height: h, width: w } = shape;
+    const oracle = shape.oracleLambda !== undefined;
+    if (oracle && (passes > 0 || model.readout)) {
+      throw new Error("Oracle stage 1 trains a network without a neural branch");
+    }
+    const n = oracle ? 2 * shape.batch : shape.batch; // rows of the classification pass
     const ch = vgg.config.inChannels;
     const t = new Tape();
     const params = new ParamInputs(
@@ -176,7 +190,11 @@ export class ClassifierStep {
       t.input("mask2", [n * gh * gw, hid], false),
     ];
     const outs: PassOut[] = [];
-    const f = addVggTrain(t, vgg, params, x, { masks, evalUpTo: options.evalUpTo });
+    const f = addVggTrain(t, vgg, params, x, {
+      masks,
+      evalUpTo: options.evalUpTo,
+      taps: oracle ? [SHARED_LAYER] : undefined,
+    });
     const ce = t.crossEntropy(f.output, oneHot);
     const statsOut = (prefix: string, stats: typeof f.bnStats) => {
       const counts = new Map<string, number>();
@@ -190,6 +208,18 @@ export class ClassifierStep {
     statsOut("c:", f.bnStats);
     t.output(ce, "ce");
     let loss = ce;
+    if (oracle) {
+      // lambda * mean((conv3_1(A) - conv3_1(B))^2), B through the trunk in a second pass
+      const b = shape.batch;
+      const xb = t.input("xb", [b, ch, h, w], false);
+      const fb = addVggTrain(t, vgg, params, xb, { upTo: SHARED_LAYER });
+      statsOut("b:", fb.bnStats);
+      const fa = t.sliceRows(f.taps.get(SHARED_LAYER)!, b, 2 * b);
+      const d = t.sub(fa, fb.output);
+      const fc = t.meanAll(t.mul(d, d));
+      t.output(fc, "consistency");
+      loss = t.add(ce, t.scale(fc, shape.oracleLambda!));
+    }
     const mtl = model.readout !== null;
     const weightSyms: Sym[] = [];
     if (mtl) {
@@ -236,7 +266,9 @@ export class ClassifierStep {
   /** Loss, gradients and BN statistics of one step's data. */
   async lossAndGrads(model: MtlModel, b: StepBatch): Promise<StepResult> {
     const vgg = model.vgg;
-    const { batch: n, height: h, width: w } = this.shape;
+    const { height: h, width: w } = this.shape;
+    const oracle = this.shape.oracleLambda !== undefined;
+    const n = oracle ? 2 * this.shape.batch : this.shape.batch;
     const c = vgg.config.inChannels;
     const k = vgg.head!.classes;
     const oneHot = new Float32Array(n * k);
@@ -256,6 +288,11 @@ export class ClassifierStep {
         const v = all.get(name)!; // frozen parameters and BN running statistics
         feeds[name] = { data: v.dataSync() as Float32Array, dims: v.shape };
       }
+    }
+    if (oracle) {
+      if (!b.xb) throw new Error("an Oracle stage 1 step needs the B corruptions (xb)");
+      const m = this.shape.batch;
+      feeds.xb = { data: toNchw(b.xb, [m, h, w, c]), dims: [m, c, h, w] };
     }
     const passes = this.shape.neuralPasses ?? 0;
     const neural = b.neural ?? [];
@@ -310,6 +347,7 @@ export class ClassifierStep {
       loss: out.loss[0],
       ce: out.ce[0],
       mse: neural.map((_, j) => out[`mse${j}`][0]),
+      consistency: oracle ? out.consistency[0] : undefined,
       grads,
       bnStats,
     };

@@ -16,6 +16,9 @@ import {
   predictNeuralTrain,
 } from "../../models/mtl.ts";
 import { crossEntropy, mse } from "../../train/losses.ts";
+import { featureConsistency } from "../../train/oracle.ts";
+import { SHARED_LAYER } from "../../models/mtl.ts";
+import { vggForward } from "../../models/vgg.ts";
 import { Sgd } from "../../train/optim.ts";
 import { ClassifierStep, sharedGrid } from "./classifier_step.ts";
 import { headGrid } from "./vgg.ts";
@@ -170,6 +173,78 @@ Deno.test("the Baseline step's loss, gradients and BN statistics equal tfjs'", a
 Deno.test("the MTL step with two neural batches equals tfjs' (readout mu, sigma, task weights)", async () => {
   const worst = await compare(NEURONS, 2);
   assert(worst < 1e-4);
+});
+
+Deno.test("Oracle stage 1: CE on clean + A and lambda * conv3_1 consistency of A and B equal tfjs'", async () => {
+  const model = createMtl({
+    width: 0.125,
+    inChannels: 1,
+    classes: CLASSES,
+    neurons: 0,
+    seed: 4,
+    cfg: CFG,
+  });
+  perturb(model);
+  const half = 2;
+  const clean = images(half, 51);
+  const a = images(half, 52);
+  const b = images(half, 53);
+  const labels = [1, 3];
+  const seed = 5;
+  const lambda = 0.7;
+  // tfjs' dropout masks for the 2 x half rows of the first pass
+  const [gh, gw] = headGrid(model.vgg, H, W);
+  const masks = [1, 2].map((k) =>
+    tf.tidy(() => {
+      const u = tf.randomUniform(
+        [2 * half, gh, gw, model.vgg.head!.hidden],
+        0,
+        1,
+        "float32",
+        seed * 7 + k,
+      );
+      return tf.div(tf.floor(tf.add(u, 0.5)), 0.5).dataSync() as Float32Array;
+    })
+  ) as [Float32Array, Float32Array];
+  const params = mtlParams(model);
+  const names = [...params.keys()].filter((k) => params.get(k)!.trainable);
+  const x2 = new Float32Array([...clean, ...a]);
+  const ref = tf.variableGrads(() => {
+    const r = vggForward(model.vgg, tf.tensor4d(x2, [2 * half, H, W, 1]), {
+      training: true,
+      taps: [SHARED_LAYER],
+      dropoutSeed: seed,
+    });
+    const ce = crossEntropy(r.output as tf.Tensor2D, tf.tensor1d([...labels, ...labels], "int32"));
+    const fa = tf.slice(r.taps.get(SHARED_LAYER)!, [half, 0, 0, 0], [half, -1, -1, -1]);
+    const fb = vggForward(model.vgg, tf.tensor4d(b, [half, H, W, 1]), {
+      training: true,
+      upTo: SHARED_LAYER,
+    });
+    return tf.add(ce, tf.mul(featureConsistency(fa, fb.output), lambda)) as tf.Scalar;
+  }, names.map((k) => params.get(k)!));
+  const step = await ClassifierStep.create(model, {
+    batch: half,
+    height: H,
+    width: W,
+    oracleLambda: lambda,
+  });
+  const got = await step.lossAndGrads(model, {
+    x: x2,
+    labels: [...labels, ...labels],
+    xb: b,
+    seed,
+    masks,
+  });
+  assert(Math.abs(got.loss - ref.value.dataSync()[0]) < 1e-4 * Math.abs(got.loss));
+  assert(got.consistency! > 0);
+  assertEquals(got.bnStats.length, 2);
+  for (const k of names) {
+    if (/^conv\d+_\d+\.bias$/.test(k)) continue;
+    const e = relErr(got.grads.get(k)!.dataSync(), ref.grads[params.get(k)!.name].dataSync());
+    assert(e < 1e-4, `${k}: relative error ${e}`);
+  }
+  await step.release();
 });
 
 Deno.test("the readout samples each image's jittered position inside the conv3_1 map", () => {
