@@ -36,7 +36,7 @@ type Msg = Record<string, any>;
 
 async function startEvaluator(
   store: FileStore,
-  extra: { corruptionAddr?: string; engine?: EngineChoice } = {},
+  extra: { corruptionAddr?: string; engine?: EngineChoice; corruptWorkers?: number } = {},
 ) {
   const evaluator = createEvaluator({ store, ...extra, threads: 1 });
   const server = new RpcServer({
@@ -188,6 +188,54 @@ Deno.test("evaluator: corruption through a real corruption-generator gives the s
   });
 });
 
+Deno.test("evaluator: corrupting on a worker or on the main thread gives the same shards; the same shard sent twice at once is computed once", async () => {
+  await withStore(async (store) => {
+    const { modelId } = await storeTinyClassifier(store, {
+      datasetUri: DATASET,
+      seed: 2,
+      epochs: 2,
+    });
+    const dir2 = await Deno.makeTempDir({ prefix: "cotrain-evaluator-" });
+    const store2 = new FileStore(`file://${dir2}`);
+    await storeTinyClassifier(store2, { datasetUri: DATASET, seed: 2, epochs: 2 });
+    const workers = await startEvaluator(store, { corruptWorkers: 2 });
+    const main = await startEvaluator(store2, { corruptWorkers: 0 });
+    try {
+      const extras = [
+        { corruption: "clean", severity: 0 },
+        { corruption: "zoom_blur", severity: 4 },
+        { corruption: "snow", severity: 1, batch_size: 5 },
+        { corruption: "impulse_noise", severity: 5 },
+      ];
+      // every shard at once on each replica (several in flight), one of them twice
+      const [a, b] = await Promise.all(
+        [workers, main].map((ev) =>
+          Promise.all(
+            [...extras, extras[1]].map((extra) =>
+              ev.client.unary<Msg>("EvaluateShard", shard(modelId, extra))
+            ),
+          )
+        ),
+      );
+      for (const [i, extra] of extras.entries()) {
+        assertEquals(a[i].key, b[i].key, extra.corruption);
+        assertEquals(a[i].state, "JOB_STATE_STARTED");
+        assertEquals(await correctBytes(store, a[i]), await correctBytes(store2, b[i]));
+      }
+      // the twice-sent shard: one computation both calls share (the same result, not a copy)
+      assertEquals(a[4].key, a[1].key);
+      assertEquals([a[4].state, a[4].elapsed_s], [a[1].state, a[1].elapsed_s]);
+      const again = await workers.client.unary<Msg>("EvaluateShard", shard(modelId, extras[1]));
+      assertEquals([again.state, again.key], ["JOB_STATE_CACHED", a[1].key]);
+    } finally {
+      await workers.stop();
+      await main.stop();
+      await store2.close();
+      await Deno.remove(dir2, { recursive: true });
+    }
+  });
+});
+
 Deno.test("evaluator: Score gives the Baseline 100% and intervals around every estimate", async () => {
   await withStore(async (store) => {
     const base = await storeTinyClassifier(store, { datasetUri: DATASET, seed: 1, epochs: 1 });
@@ -274,6 +322,11 @@ Deno.test("evaluator: Score gives the Baseline 100% and intervals around every e
 
 Deno.test("evaluator: its own settings are validated, naming the variable", () => {
   assertEquals(loadEvaluatorEnv({}).COTRAIN_EVAL_ENGINE, "auto");
+  assertEquals(loadEvaluatorEnv({}).COTRAIN_EVAL_CORRUPT_WORKERS, 1);
+  assertEquals(
+    loadEvaluatorEnv({ COTRAIN_EVAL_CORRUPT_WORKERS: "0" }).COTRAIN_EVAL_CORRUPT_WORKERS,
+    0,
+  );
   const env = loadEvaluatorEnv({
     COTRAIN_CORRUPTION_ADDR: "127.0.0.1:50053",
     COTRAIN_EVAL_ENGINE: "tfjs",
@@ -284,7 +337,13 @@ Deno.test("evaluator: its own settings are validated, naming the variable", () =
     "tfjs",
     1,
   ]);
-  for (const bad of [{ COTRAIN_EVAL_ENGINE: "gpu" }, { COTRAIN_EVAL_THREADS: "0" }]) {
+  for (
+    const bad of [
+      { COTRAIN_EVAL_ENGINE: "gpu" },
+      { COTRAIN_EVAL_THREADS: "0" },
+      { COTRAIN_EVAL_CORRUPT_WORKERS: "-1" },
+    ]
+  ) {
     let message = "";
     try {
       loadEvaluatorEnv(bad);

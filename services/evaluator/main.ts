@@ -9,6 +9,7 @@
  * | COTRAIN_CORRUPTION_ADDR | (unset: in-process) | corruption-generator to corrupt through, host:port or dns:///name:port |
  * | COTRAIN_EVAL_ENGINE | auto | auto (onnxruntime when the ONNX export loads, else tfjs), onnxruntime, tfjs |
  * | COTRAIN_EVAL_THREADS | every core | onnxruntime intra-op threads of this replica |
+ * | COTRAIN_EVAL_CORRUPT_WORKERS | 1 | Web Workers that corrupt in-process while the main thread classifies (0 = on the main thread) |
  * @module
  */
 import { z } from "zod";
@@ -25,6 +26,7 @@ const EvaluatorEnv = z.object({
   COTRAIN_CORRUPTION_ADDR: z.string().trim().optional(),
   COTRAIN_EVAL_ENGINE: z.enum(["auto", "onnxruntime", "tfjs"]).default("auto"),
   COTRAIN_EVAL_THREADS: z.coerce.number().int().min(1).max(1024).optional(),
+  COTRAIN_EVAL_CORRUPT_WORKERS: z.coerce.number().int().min(0).max(256).default(1),
 });
 
 /** The evaluator's own settings from the environment (throws naming the variable). */
@@ -48,6 +50,7 @@ if (import.meta.main) {
     corruptionAddr: env.COTRAIN_CORRUPTION_ADDR || undefined,
     engine: env.COTRAIN_EVAL_ENGINE,
     threads: env.COTRAIN_EVAL_THREADS,
+    corruptWorkers: env.COTRAIN_EVAL_CORRUPT_WORKERS,
   });
   await serve({
     name: "evaluator",

@@ -22,7 +22,7 @@
  */
 import { hostname } from "node:os";
 import { normalizeTin } from "../../core/data/augment.ts";
-import { corruptBatch, CORRUPTIONS, PRESET_NAMES } from "../../core/corruptions/mod.ts";
+import { CORRUPTIONS, PRESET_NAMES } from "../../core/corruptions/mod.ts";
 import {
   type ModelCorrectness,
   scoreModels,
@@ -43,6 +43,7 @@ import {
 } from "../../platform/tensor/tensor.ts";
 import { loadDataset } from "../../core/data/datasets.ts";
 import { storeCache } from "../../platform/store/cache.ts";
+import { CorruptPool } from "./corrupt_pool.ts";
 import { type Classifier, type EngineChoice, loadClassifier } from "./engine.ts";
 
 /** Fully qualified service name. */
@@ -63,6 +64,12 @@ export interface EvaluatorDeps {
   engine?: EngineChoice;
   /** onnxruntime intra-op threads (default: every core). */
   threads?: number;
+  /**
+   * Web Workers that corrupt in-process (default 1; 0 = on the thread that classifies). One lets
+   * a replica corrupt one batch while it classifies another (onnxruntime's `run` blocks its
+   * thread). The same values either way.
+   */
+  corruptWorkers?: number;
   /** This replica's name in results (default host:pid). */
   replica?: string;
 }
@@ -167,27 +174,35 @@ export function checkShard(req: EvaluateShardMsg): Shard {
   };
 }
 
-/** Corrupts one uint8 [B, H, W] batch whose first image has data-set index `offset`. */
-type Corruptor = (
+/**
+ * Corrupts one uint8 [B, H, W] batch whose first image has data-set index `offset` (unless the
+ * shard is clean) and normalises it: float32 [B, H, W, 1].
+ */
+type Preparer = (
   images: { shape: [number, number, number]; data: Uint8Array },
   shard: Shard,
   offset: number,
   signal: AbortSignal,
-) => Promise<Uint8Array>;
+) => Promise<Float32Array>;
 
-const inProcess: Corruptor = (images, shard, offset) =>
-  Promise.resolve(
-    corruptBatch({ dtype: "uint8", shape: images.shape, data: images.data }, {
+function inProcess(pool: CorruptPool): Preparer {
+  return (images, shard, offset) =>
+    pool.run({
+      shape: images.shape,
+      data: images.data,
       corruption: shard.corruption,
       severity: shard.severity,
       seed: shard.seed,
       preset: shard.preset,
       indexOffset: offset,
-    }).data as Uint8Array,
-  );
+    });
+}
 
-function viaService(client: RpcClient, store: ObjectStore): Corruptor {
+function viaService(client: RpcClient, store: ObjectStore): Preparer {
   return async (images, shard, offset, signal) => {
+    if (shard.corruption === "clean") {
+      return normalizeTin({ dtype: "uint8", shape: images.shape, data: images.data }).data;
+    }
     const res = await client.unary<{ images: TensorOrRefMsg }>("Corrupt", {
       images: {
         inline: encodeTensor({ dtype: "uint8", shape: images.shape, data: images.data }),
@@ -200,7 +215,7 @@ function viaService(client: RpcClient, store: ObjectStore): Corruptor {
     if (t.data.length !== images.data.length) {
       throw CotrainError.internal(`corruption-generator returned ${t.data.length} values`);
     }
-    return t.data as Uint8Array;
+    return normalizeTin({ dtype: "uint8", shape: images.shape, data: t.data as Uint8Array }).data;
   };
 }
 
@@ -228,7 +243,8 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
       target: deps.corruptionAddr,
     })
     : null;
-  const corrupt = corruptClient ? viaService(corruptClient, store) : inProcess;
+  const pool = new CorruptPool(corruptClient ? 0 : deps.corruptWorkers ?? 1);
+  const prepare = corruptClient ? viaService(corruptClient, store) : inProcess(pool);
   const corruptedBy = deps.corruptionAddr ? `service:${deps.corruptionAddr}` : "in-process";
   const loaded = new Map<string, Promise<Classifier>>();
 
@@ -271,33 +287,40 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
     shard: Shard,
     ckpt: { key: string; sha256: string },
     ctx: { signal: AbortSignal; throwIfCancelled(): void },
+    tm: Record<string, number> = {},
   ): Promise<Omit<ShardResult, "key" | "correct"> & { correct: Uint8Array }> {
     const signal = ctx.signal;
     const start = performance.now();
+    tm.corrupt_ms = 0;
+    tm.infer_wait_ms = 0;
     const data = await loadDataset(shard.datasetUri, storeCache(store));
     const test = data.test;
     const [total, h, w] = test.images.shape as [number, number, number];
     const n = shard.limit > 0 ? Math.min(shard.limit, total) : total;
+    tm.dataset_ms = performance.now() - start;
     const classifier = await classifierFor(ckpt.key, ckpt.sha256);
+    tm.model_ms = performance.now() - start - tm.dataset_ms;
     const correct = new Uint8Array(n);
     const px = h * w;
     const batchOf = async (i0: number) => {
       const b = Math.min(shard.batchSize, n - i0);
+      const tc = performance.now();
       const raw = test.images.data.subarray(i0 * px, (i0 + b) * px);
-      const bytes = shard.corruption === "clean"
-        ? raw
-        : await corrupt({ shape: [b, h, w], data: raw }, shard, i0, signal);
-      return { i0, b, x: normalizeTin({ dtype: "uint8", shape: [b, h, w], data: bytes }) };
+      const x = await prepare({ shape: [b, h, w], data: raw }, shard, i0, signal);
+      tm.corrupt_ms += performance.now() - tc;
+      return { i0, b, x };
     };
     let next = n > 0 ? batchOf(0) : null;
     let nCorrect = 0;
     while (next) {
       const cur = await next;
       ctx.throwIfCancelled();
-      const labels = classifier.predict(cur.x.data, [cur.b, h, w, 1]);
+      const labels = classifier.predict(cur.x, [cur.b, h, w, 1]);
       const i1 = cur.i0 + cur.b;
       next = i1 < n ? batchOf(i1) : null; // corrupt the next batch while this one is classified
+      const ti = performance.now();
       const pred = await labels;
+      tm.infer_wait_ms += performance.now() - ti;
       for (let i = 0; i < cur.b; i++) {
         const ok = pred[i] === test.labels.data[cur.i0 + i] ? 1 : 0;
         correct[cur.i0 + i] = ok;
@@ -324,6 +347,49 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
     };
   }
 
+  /** Shards being computed in this process, by content key. */
+  const running = new Map<string, Promise<{ result: ShardResult; cached: boolean }>>();
+
+  /**
+   * Computes a shard and stores it as a job (platform/jobs: request.json, correct.u8, then
+   * result.json). The computation starts at once, so the job's first store write (request.json)
+   * overlaps it instead of delaying it; when the job turns out to be stored meanwhile (another
+   * replica finished it), that result is answered and this computation is dropped.
+   */
+  async function computeShard(
+    key: string,
+    keyed: Record<string, unknown>,
+    shard: Shard,
+    ckpt: { key: string; sha256: string },
+    ctx: { signal: AbortSignal; throwIfCancelled(): void },
+    tm: Record<string, number>,
+  ): Promise<{ result: ShardResult; cached: boolean }> {
+    const t0 = performance.now();
+    const computing = runShard(shard, ckpt, ctx, tm);
+    computing.catch(() => {}); // awaited below, or dropped when the job is stored meanwhile
+    for await (
+      const ev of jobs.run<null, never, ShardResult>(
+        key,
+        JSON.parse(canonicalJson(keyed)),
+        // deno-lint-ignore require-yield
+        async function* (job) {
+          const r = await computing;
+          tm.run_end_ms = performance.now() - t0;
+          const correct = await storeTensor(
+            { dtype: "uint8", shape: [r.n], data: r.correct },
+            store,
+            `${job.prefix}correct.u8`,
+          );
+          tm.correct_put_ms = performance.now() - t0;
+          return { ...r, key: job.key, correct };
+        },
+      )
+    ) {
+      if (ev.kind === "result") return { result: ev.result, cached: ev.cached };
+    }
+    throw CotrainError.internal("shard ended without a result");
+  }
+
   /** A stored shard by key (NOT_FOUND when not evaluated). */
   async function storedShard(key: string, field: string): Promise<ShardResult> {
     if (!/^[0-9a-f]{32}$/.test(key)) {
@@ -336,6 +402,9 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
 
   const handlers: ServiceHandlers = {
     async EvaluateShard(req: EvaluateShardMsg, ctx) {
+      const t0 = performance.now();
+      const tm: Record<string, number> = {};
+      const mark = (name: string) => tm[name] = performance.now() - t0;
       const shard = checkShard(req);
       const ckpt = await checkpointOf(shard.modelId);
       // a limit at or above the test split's size is no limit: the same shard as limit 0
@@ -351,32 +420,28 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
         limit: shard.limit,
       };
       const key = await requestKey(keyed);
-      for await (
-        const ev of jobs.run<null, never, ShardResult>(
-          key,
-          JSON.parse(canonicalJson(keyed)),
-          // deno-lint-ignore require-yield
-          async function* (job) {
-            const r = await runShard(shard, ckpt, ctx);
-            const correct = await storeTensor(
-              { dtype: "uint8", shape: [r.n], data: r.correct },
-              store,
-              `${job.prefix}correct.u8`,
-            );
-            return { ...r, key: job.key, correct };
-          },
-        )
-      ) {
-        if (ev.kind === "result") {
-          return {
-            ...ev.result,
-            state: ev.cached ? "JOB_STATE_CACHED" : "JOB_STATE_STARTED",
-            served_by: replica,
-            elapsed_s: ev.cached ? 0 : ev.result.elapsed_s,
-          };
+      mark("key_ms");
+      const done = await jobs.result<ShardResult>(key);
+      let outcome: { result: ShardResult; cached: boolean };
+      if (done) outcome = { result: done, cached: true };
+      else {
+        // the same shard already running here (another call, a retry): join it
+        let p = running.get(key);
+        if (!p) {
+          p = computeShard(key, keyed, shard, ckpt, ctx, tm);
+          running.set(key, p);
+          p.catch(() => {}).finally(() => running.delete(key));
         }
+        outcome = await p;
       }
-      throw CotrainError.internal("shard ended without a result");
+      mark("total_ms");
+      ctx.log.debug("shard timings", { cached: outcome.cached, ...tm });
+      return {
+        ...outcome.result,
+        state: outcome.cached ? "JOB_STATE_CACHED" : "JOB_STATE_STARTED",
+        served_by: replica,
+        elapsed_s: outcome.cached ? 0 : outcome.result.elapsed_s,
+      };
     },
 
     async Score(req: {
@@ -472,6 +537,7 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
     handlers,
     async close() {
       corruptClient?.close();
+      pool.close();
       for (const p of loaded.values()) await p.then((c) => c.release()).catch(() => {});
       loaded.clear();
     },
