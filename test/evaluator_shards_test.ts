@@ -14,7 +14,13 @@ import {
   EVALUATOR_PROTO,
   EVALUATOR_SERVICE,
 } from "../services/evaluator/service.ts";
-import { type EvaluateShardRequest, isRetryable, runShards } from "../clients/ts/lib/shards.ts";
+import {
+  DEFAULT_INFLIGHT,
+  defaultInflight,
+  type EvaluateShardRequest,
+  isRetryable,
+  runShards,
+} from "../clients/ts/lib/shards.ts";
 
 await initBackend("wasm");
 
@@ -116,5 +122,22 @@ Deno.test("shards: order, progress, a dead address skipped, bad input and no rep
     await evaluator.close();
     await store.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("shards: shards in flight per replica default to 2 or COTRAIN_SHARDS_INFLIGHT", () => {
+  assertEquals(DEFAULT_INFLIGHT, 2);
+  assertEquals(defaultInflight(() => undefined), 2);
+  assertEquals(defaultInflight(() => " "), 2);
+  assertEquals(defaultInflight(() => "3"), 3);
+  for (const bad of ["0", "-1", "1.5", "two"]) {
+    let err: { code?: string; message?: string } = {};
+    try {
+      defaultInflight(() => bad);
+    } catch (e) {
+      err = e as typeof err;
+    }
+    assertEquals(err.code, "INVALID_ARGUMENT", bad);
+    assert(err.message?.includes("COTRAIN_SHARDS_INFLIGHT"), err.message);
   }
 });

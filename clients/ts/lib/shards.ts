@@ -2,8 +2,8 @@
  * The shard dispatcher: spreads a sweep's EvaluateShard requests over k evaluator replicas.
  *
  * Targets are either a list of `host:port` (one channel per replica: each gets at most
- * `concurrency` shards at a time, and a replica that fails is paused and its shard handed to
- * another), or one gRPC target such as `dns:///evaluator.cotrain.svc:50054` (or
+ * `concurrency` shards at a time, default 2 or COTRAIN_SHARDS_INFLIGHT, and a replica that fails
+ * is paused and its shard handed to another), or one gRPC target such as `dns:///evaluator.cotrain.svc:50054` (or
  * `ipv4:10.0.0.1:50054,10.0.0.2:50054`) whose addresses one channel balances round_robin (as on
  * Kubernetes; `concurrency x replicas` shards in flight, and a failed shard is re-sent on the same
  * channel, which routes it to a live replica).
@@ -43,6 +43,37 @@ export function isRetryable(err: unknown): boolean {
   const msg = String((err as { message?: unknown }).message ?? "");
   return (code === "INTERNAL" || code === 13 || code === "UNKNOWN" || code === 2) &&
     /RST_STREAM|connection|Connection|socket|ECONNRESET|GOAWAY/.test(msg);
+}
+
+/** Shards in flight per replica when `concurrency` is not given. */
+export const DEFAULT_INFLIGHT = 2;
+
+/**
+ * Shards in flight per replica by default: COTRAIN_SHARDS_INFLIGHT when set (a whole number >= 1,
+ * else INVALID_ARGUMENT naming it), else {@linkcode DEFAULT_INFLIGHT}. Two keep a replica busy:
+ * while one shard's images are classified (onnxruntime, on its own thread), the next one's are
+ * corrupted, and its store reads and writes and the gRPC round trip overlap the other's work.
+ */
+export function defaultInflight(
+  env: (name: string) => string | undefined = (name) => {
+    try {
+      return Deno.env.get(name);
+    } catch {
+      return undefined; // no --allow-env: the default
+    }
+  },
+): number {
+  const v = env("COTRAIN_SHARDS_INFLIGHT")?.trim();
+  if (!v) return DEFAULT_INFLIGHT;
+  const n = Number(v);
+  if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n) || n < 1) {
+    throw CotrainError.invalidArgument(
+      `COTRAIN_SHARDS_INFLIGHT: ${
+        JSON.stringify(v)
+      }; a whole number >= 1 (shards in flight per replica)`,
+    );
+  }
+  return n;
 }
 
 interface Replica {
@@ -88,7 +119,7 @@ export const runShards: RunShards = async (
   opts: RunShardsOptions = {},
 ): Promise<EvaluateShardResponse[]> => {
   const list = splitTargets(targets);
-  const concurrency = opts.concurrency ?? 1;
+  const concurrency = opts.concurrency ?? defaultInflight();
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw CotrainError.invalidArgument(`concurrency: ${concurrency}; a whole number >= 1`);
   }

@@ -84,7 +84,10 @@ export interface EvaluateShardResponse {
 
 /** Options of `runShards`. */
 export interface RunShardsOptions {
-  /** Shards in flight per replica at once (default 1). */
+  /**
+   * Shards in flight per replica at once (default 2, or COTRAIN_SHARDS_INFLIGHT): with two, one
+   * shard's corruption overlaps the other's inference, store writes and round trip.
+   */
   concurrency?: number;
   /**
    * How many times one shard is re-sent after its replica failed (UNAVAILABLE, connection lost),
