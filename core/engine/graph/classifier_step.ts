@@ -38,7 +38,7 @@ import { type MtlModel, mtlParams, SHARED_LAYER } from "../../models/mtl.ts";
 import type { Optimizer } from "../../train/optim.ts";
 import { type Feed, loadProgram, type Program } from "./program.ts";
 import { type Sym, Tape } from "./tape.ts";
-import { addVggTrain, headGrid, ParamInputs } from "./vgg.ts";
+import { addVggTrain, headGrid, type ParamFeeder, ParamInputs } from "./vgg.ts";
 import { addReadout, type ReadoutSampling, readoutSampling, samplingGradients } from "./readout.ts";
 
 /** The batch layout a step is compiled for. */
@@ -132,6 +132,7 @@ export class ClassifierStep {
   readonly #params: { name: string; shape: readonly number[]; zero?: boolean }[];
   readonly #passes: PassOut[];
   readonly #mtl: boolean;
+  readonly #feeder: ParamFeeder;
 
   private constructor(
     program: Program,
@@ -139,7 +140,9 @@ export class ClassifierStep {
     params: { name: string; shape: readonly number[]; zero?: boolean }[],
     passes: PassOut[],
     mtl: boolean,
+    feeder: ParamFeeder,
   ) {
+    this.#feeder = feeder;
     this.#program = program;
     this.shape = shape;
     this.#params = params;
@@ -260,7 +263,7 @@ export class ClassifierStep {
     });
     weightSyms.forEach((_, j) => t.output(grads[wrt.length + j]!, `gweights${j}`));
     const program = await loadProgram(t.toModel("cotrain-classifier-step"), options.threads);
-    return new ClassifierStep(program, shape, withGrad, outs, mtl);
+    return new ClassifierStep(program, shape, withGrad, outs, mtl, params.feeder());
   }
 
   /** Loss, gradients and BN statistics of one step's data. */
@@ -283,12 +286,7 @@ export class ClassifierStep {
       mask1: { data: m1, dims: [n * gh * gw, hid] },
       mask2: { data: m2, dims: [n * gh * gw, hid] },
     };
-    for (const name of this.#program.inputNames) {
-      if (all.has(name)) {
-        const v = all.get(name)!; // frozen parameters and BN running statistics
-        feeds[name] = { data: v.dataSync() as Float32Array, dims: v.shape };
-      }
-    }
+    Object.assign(feeds, this.#feeder.feeds(all)); // parameters, BN running statistics
     if (oracle) {
       if (!b.xb) throw new Error("an Oracle stage 1 step needs the B corruptions (xb)");
       const m = this.shape.batch;
@@ -318,7 +316,7 @@ export class ClassifierStep {
     for (const p of this.#params) {
       grads.set(
         p.name,
-        p.zero ? tf.zeros([...p.shape]) : tf.tensor(out[`grad:${p.name}`], [...p.shape]),
+        p.zero ? tf.zeros([...p.shape]) : this.#feeder.grad(p.name, out[`grad:${p.name}`]),
       );
     }
     if (passes > 0) {

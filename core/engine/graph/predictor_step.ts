@@ -47,7 +47,7 @@ import { POISSON_EPS } from "../../train/losses.ts";
 import type { Optimizer } from "../../train/optim.ts";
 import { type Feed, loadProgram, type Program } from "./program.ts";
 import { Tape } from "./tape.ts";
-import { addVggTrain, ParamInputs } from "./vgg.ts";
+import { addVggTrain, type ParamFeeder, ParamInputs } from "./vgg.ts";
 import { addReadout, readoutSampling, samplingGradients } from "./readout.ts";
 
 /** The batch layout a step is compiled for (gray images, NHWC [batch, height, width, 1]). */
@@ -97,6 +97,7 @@ export class PredictorStep {
   readonly #params: ParamOut[];
   readonly #bnCounts: Map<string, number>;
   readonly #grid: [number, number];
+  readonly #feeder: ParamFeeder;
 
   private constructor(
     program: Program,
@@ -106,7 +107,9 @@ export class PredictorStep {
     params: ParamOut[],
     bnCounts: Map<string, number>,
     grid: [number, number],
+    feeder: ParamFeeder,
   ) {
+    this.#feeder = feeder;
     this.#program = program;
     this.session = session;
     this.shape = shape;
@@ -174,7 +177,7 @@ export class PredictorStep {
     t.output(grads[wrt.length]!, "gweights");
     const program = await loadProgram(t.toModel("cotrain-predictor-step"), options.threads);
     const grid: [number, number] = [f.output.shape[2], f.output.shape[3]];
-    return new PredictorStep(program, session, shape, frozen, out, bnCounts, grid);
+    return new PredictorStep(program, session, shape, frozen, out, bnCounts, grid, params.feeder());
   }
 
   /** Loss, gradients and BN statistics of one batch (the variables are not changed). */
@@ -202,16 +205,13 @@ export class PredictorStep {
       weights: { data: s.weights, dims: [n, 4, neurons] },
     };
     const all = predictorParams(predictor);
-    for (const name of this.#program.inputNames) {
-      const v = all.get(name);
-      if (v) feeds[name] = { data: v.dataSync() as Float32Array, dims: v.shape };
-    }
+    Object.assign(feeds, this.#feeder.feeds(all)); // parameters, BN running statistics
     const out = await this.#program.run(feeds);
     const grads = new Map<string, tf.Tensor>();
     for (const p of this.#params) {
       grads.set(
         p.name,
-        p.zero ? tf.zeros([...p.shape]) : tf.tensor(out[`grad:${p.name}`], [...p.shape]),
+        p.zero ? tf.zeros([...p.shape]) : this.#feeder.grad(p.name, out[`grad:${p.name}`]),
       );
     }
     // mu and sigma reach the loss only through the sampling positions (not graph inputs)

@@ -150,9 +150,9 @@ export class Tape {
     return this.#record([a], y, (gy) => [this.#reluGrad(gy, y)]);
   }
 
+  /** gy where y > 0, else 0, for y = relu(.) >= 0: gy * sign(y), two fast float passes. */
   #reluGrad(gy: Sym, y: Sym): Sym {
-    const pos = this.raw("Greater", [y, this.scalar(0)], y.shape);
-    return this.raw("Where", [pos, gy, this.scalar(0)], y.shape);
+    return this.raw("Mul", [gy, this.raw("Sign", [y], y.shape)], y.shape);
   }
 
   /** Mean over every element: a scalar. */
@@ -295,13 +295,15 @@ export class Tape {
   // ---- convolutional layers (NCHW) ------------------------------------------------------------
 
   /**
-   * A stride-1 convolution of x [N, C, H, W] with w [O, C, k, k], zero padding `pad` on every side.
+   * A stride-1 convolution of x [N, C, H, W] with w [O, C, k, k], zero padding `pad` on every side
+   * (`wBack`: the flipped, transposed kernel [C, O, k, k] as an input, see flipTranspose; else the
+   * graph makes it, and onnxruntime's Transpose of small 4-D weights is slow).
    * Backward: the input gradient is a convolution of dy with the flipped, transposed kernel; the
    * weight gradient dW[o, c, i, j] = sum_{n,h,w} dy[n, o, h, w] x[n, c, h + i - pad, w + j - pad]
    * is a 3-D convolution of x seen as [1, N, C, H, W] with dy as the kernel [O, N, 1, H', W']: one
    * GEMM of a good shape (O x N H' W' x 9 C) in onnxruntime, no transposes of x.
    */
-  conv(x: Sym, w: Sym, pad: number): Sym {
+  conv(x: Sym, w: Sym, pad: number, wBack?: Sym): Sym {
     const [n, , h, wd] = x.shape;
     const [o, c, k] = w.shape;
     const oh = h + 2 * pad - k + 1;
@@ -313,8 +315,8 @@ export class Tape {
     return this.#record([x, w], y, (gy) => {
       let gx: Sym | null = null;
       if (this.needsGrad(x)) {
-        let wb = this.raw("Transpose", [w], [c, o, k, k], { perm: [1, 0, 2, 3] });
-        if (k > 1) {
+        let wb = wBack ?? this.raw("Transpose", [w], [c, o, k, k], { perm: [1, 0, 2, 3] });
+        if (k > 1 && !wBack) {
           wb = this.raw(
             "Slice",
             [

@@ -11,14 +11,31 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import * as tf from "@tensorflow/tfjs-core";
+import type { Feed } from "./program.ts";
 import type { VggModel } from "../../models/vgg.ts";
 import { BN_EPS } from "../../models/vgg.ts";
 import type { Sym, Tape } from "./tape.ts";
 
+/**
+ * How a graph input holds a parameter: as the tfjs variable is (`as-is`), a conv weight HWIO as
+ * OIHW (`oihw`), or the flipped, transposed kernel [I, O, kh, kw] of a conv's input gradient
+ * (`back`). The layouts are converted in TypeScript when feeding (and back for gradients):
+ * onnxruntime's Transpose of small 4-D weights costs milliseconds per call.
+ */
+export type ParamLayout = "as-is" | "oihw" | "back";
+
+interface ParamSpec {
+  param: string;
+  layout: ParamLayout;
+  /** The tfjs variable's shape. */
+  shape: readonly number[];
+}
+
 /** Graph inputs for parameters, created once per name (shared when a trunk is applied twice). */
 export class ParamInputs {
   readonly byName = new Map<string, Sym>();
+  readonly #specs = new Map<string, ParamSpec>();
   readonly #t: Tape;
   readonly #model: { params: Map<string, tf.Variable> };
   readonly #trainable: (name: string) => boolean;
@@ -33,22 +50,137 @@ export class ParamInputs {
     this.#trainable = trainable;
   }
 
-  /** The graph input of parameter `name` (in its tfjs shape). */
-  get(name: string): Sym {
-    let s = this.byName.get(name);
+  #input(input: string, param: string, layout: ParamLayout): Sym {
+    let s = this.byName.get(input);
     if (!s) {
-      const v = this.#model.params.get(name);
-      if (!v) throw new Error(`model has no parameter ${name}`);
-      s = this.#t.input(name, v.shape, v.trainable && this.#trainable(name));
-      this.byName.set(name, s);
+      const v = this.#model.params.get(param);
+      if (!v) throw new Error(`model has no parameter ${param}`);
+      const [kh, kw, ci, co] = v.shape;
+      const dims = layout === "oihw"
+        ? [co, ci, kh, kw]
+        : layout === "back"
+        ? [ci, co, kh, kw]
+        : v.shape;
+      const trainable = layout !== "back" && v.trainable && this.#trainable(param);
+      s = this.#t.input(input, dims, trainable);
+      this.byName.set(input, s);
+      this.#specs.set(input, { param, layout, shape: v.shape });
     }
     return s;
+  }
+
+  /** The graph input of parameter `name` (in its tfjs shape). */
+  get(name: string): Sym {
+    return this.#input(name, name, "as-is");
+  }
+
+  /** A conv weight (HWIO variable) as an OIHW input of the same name. */
+  convWeight(name: string): Sym {
+    return this.#input(name, name, "oihw");
+  }
+
+  /** The flipped, transposed kernel of conv weight `name` (input `<name>:back`, no gradient). */
+  convBack(name: string): Sym {
+    return this.#input(`${name}:back`, name, "back");
   }
 
   /** Trainable parameters that became graph inputs, in insertion order. */
   trainable(): Sym[] {
     return [...this.byName.values()].filter((s) => this.#t.needsGrad(s));
   }
+
+  /** What feeds the inputs and converts gradients back (kept by a compiled step). */
+  feeder(): ParamFeeder {
+    return new ParamFeeder(new Map(this.#specs));
+  }
+}
+
+/** Feeds parameter inputs from tfjs variables and turns gradients back into their layout. */
+export class ParamFeeder {
+  readonly #specs: ReadonlyMap<string, ParamSpec>;
+
+  constructor(specs: ReadonlyMap<string, ParamSpec>) {
+    this.#specs = specs;
+  }
+
+  /** Every parameter input's feed, read from `params`. */
+  feeds(params: Map<string, tf.Variable>): Record<string, Feed> {
+    const out: Record<string, Feed> = {};
+    const cache = new Map<string, Float32Array>();
+    for (const [input, spec] of this.#specs) {
+      const v = params.get(spec.param)!;
+      let data = cache.get(spec.param);
+      if (!data) {
+        data = v.dataSync() as Float32Array;
+        cache.set(spec.param, data);
+      }
+      if (spec.layout === "as-is") out[input] = { data, dims: v.shape };
+      else {
+        const [kh, kw, ci, co] = spec.shape;
+        out[input] = spec.layout === "oihw"
+          ? { data: hwioToOihw(data, spec.shape), dims: [co, ci, kh, kw] }
+          : { data: hwioToBack(data, spec.shape), dims: [ci, co, kh, kw] };
+      }
+    }
+    return out;
+  }
+
+  /** A gradient output of input `input` as a tfjs tensor in the variable's layout. */
+  grad(input: string, data: Float32Array): tf.Tensor {
+    const spec = this.#specs.get(input)!;
+    return tf.tensor(spec.layout === "oihw" ? oihwToHwio(data, spec.shape) : data, [
+      ...spec.shape,
+    ]);
+  }
+
+  /** The variable's shape behind input `input`. */
+  shape(input: string): readonly number[] {
+    return this.#specs.get(input)!.shape;
+  }
+}
+
+/** HWIO [kh, kw, i, o] -> OIHW. */
+export function hwioToOihw(w: Float32Array, [kh, kw, ci, co]: readonly number[]): Float32Array {
+  const out = new Float32Array(w.length);
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      for (let i = 0; i < ci; i++) {
+        const src = ((y * kw + x) * ci + i) * co;
+        for (let o = 0; o < co; o++) out[((o * ci + i) * kh + y) * kw + x] = w[src + o];
+      }
+    }
+  }
+  return out;
+}
+
+/** OIHW -> HWIO [kh, kw, i, o] (the shape given is the HWIO one). */
+export function oihwToHwio(w: Float32Array, [kh, kw, ci, co]: readonly number[]): Float32Array {
+  const out = new Float32Array(w.length);
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      for (let i = 0; i < ci; i++) {
+        const dst = ((y * kw + x) * ci + i) * co;
+        for (let o = 0; o < co; o++) out[dst + o] = w[((o * ci + i) * kh + y) * kw + x];
+      }
+    }
+  }
+  return out;
+}
+
+/** HWIO [kh, kw, i, o] -> the input gradient's kernel [i, o, kh, kw], flipped in both axes. */
+export function hwioToBack(w: Float32Array, [kh, kw, ci, co]: readonly number[]): Float32Array {
+  const out = new Float32Array(w.length);
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      for (let i = 0; i < ci; i++) {
+        const src = ((y * kw + x) * ci + i) * co;
+        for (let o = 0; o < co; o++) {
+          out[((i * co + o) * kh + (kh - 1 - y)) * kw + (kw - 1 - x)] = w[src + o];
+        }
+      }
+    }
+  }
+  return out;
 }
 
 /** Options of {@linkcode addVggTrain}. */
@@ -95,8 +227,8 @@ export function addVggTrain(
     }
     if (l.kind === "conv") {
       const c = l.outChannels;
-      const w = t.transpose(params.get(`${l.name}.weight`), [3, 2, 0, 1]);
-      const z = t.conv(h, w, 1);
+      const w = params.convWeight(`${l.name}.weight`);
+      const z = t.conv(h, w, 1, t.needsGrad(h) ? params.convBack(`${l.name}.weight`) : undefined);
       const gamma = t.reshape(params.get(`${l.name}.bn.weight`), [1, c, 1, 1]);
       const beta = t.reshape(params.get(`${l.name}.bn.bias`), [1, c, 1, 1]);
       const bias = t.reshape(params.get(`${l.name}.bias`), [1, c, 1, 1]);
