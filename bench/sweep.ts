@@ -1,14 +1,16 @@
 /**
  * `deno task bench sweep [--quick]`: images corrupted and classified per second by a robustness
  * sweep (the paper's 14 corruptions x 5 severities, one shard each) over 1 and over 2 evaluator
- * replicas (real processes, `services/evaluator/main.ts`, one onnxruntime thread each, on a fresh
- * file store per run so nothing comes from the store), VGG-19-BN width 1/8 on 64x64 gray images,
- * against ../shared/bench/python_sweep.py (bethgelab/imagecorruptions + PyTorch on 2 threads, the
+ * replicas (real processes, `services/evaluator/main.ts`, each with cores / replicas onnxruntime
+ * threads, at least one, on a fresh file store per run so nothing comes from the store), VGG-19-BN
+ * width 1/8 on 64x64 gray images, against ../shared/bench/python_sweep.py (bethgelab/imagecorruptions + PyTorch on 2 threads, the
  * same grid and image count) run in the same invocation.
  *
  * The sweep's clock runs from the first shard sent to the last result (the dispatcher,
- * clients/ts/lib/shards.ts, one shard in flight per replica); each replica is warmed first with a
- * clean shard that loads the image set and the model.
+ * clients/ts/lib/shards.ts, with its default of 2 shards in flight per replica, or
+ * COTRAIN_SHARDS_INFLIGHT); each replica corrupts on its default one Web Worker
+ * (COTRAIN_EVAL_CORRUPT_WORKERS) while its main thread classifies, and is warmed first with a
+ * clean shard that loads the image set, the model and the worker.
  *
  * Python: `$COTRAIN_IC_PYTHON`, else the first of `python3`, `/usr/bin/python3` that imports both
  * imagecorruptions and torch.
@@ -23,7 +25,7 @@ import { fileURLToPath } from "node:url";
 import { initBackend } from "../core/engine/backend.ts";
 import { PAPER_CORRUPTIONS } from "../core/metrics/robustness.ts";
 import { FileStore } from "../platform/store/mod.ts";
-import { type EvaluateShardRequest, runShards } from "../clients/ts/lib/shards.ts";
+import { defaultInflight, type EvaluateShardRequest, runShards } from "../clients/ts/lib/shards.ts";
 import { type ServiceProcess, startService } from "../clients/ts/lib/cluster.ts";
 import { storeTinyClassifier } from "../test/fixtures/evaluator.ts";
 import { type BenchLine, type BenchOptions, round1 } from "./lib.ts";
@@ -76,13 +78,32 @@ async function runPeer(python: string, images: number): Promise<{ peer: string; 
   return JSON.parse(lines[lines.length - 1]);
 }
 
-/** One evaluator process on `storeUrl` (clients/ts/lib/cluster.ts), one onnxruntime thread. */
-async function startReplica(storeUrl: string, logDir: string, i: number): Promise<ServiceProcess> {
+/** The 1-minute load average (the machine may be shared), or "?" where it cannot be read. */
+function loadAverage(): string {
+  try {
+    return Deno.loadavg()[0].toFixed(2);
+  } catch {
+    return "?";
+  }
+}
+
+/** onnxruntime threads of each of `k` replicas: the machine's cores shared out, at least one. */
+export function threadsPerReplica(k: number, cores = navigator.hardwareConcurrency ?? 1): number {
+  return Math.max(1, Math.floor(cores / k));
+}
+
+/** One evaluator process on `storeUrl` (clients/ts/lib/cluster.ts). */
+async function startReplica(
+  storeUrl: string,
+  logDir: string,
+  i: number,
+  threads: number,
+): Promise<ServiceProcess> {
   return await startService("evaluator", {
     store: storeUrl,
     logFile: `${logDir}/evaluator-${i}.log`,
     replica: i,
-    env: { COTRAIN_EVAL_THREADS: "1" },
+    env: { COTRAIN_EVAL_THREADS: String(threads) },
     readyTimeoutMs: 60_000,
   });
 }
@@ -109,7 +130,8 @@ async function sweepImgPerSec(
     const prefix = `jobs/classifier-train/${checkpoint.modelId}/`;
     await store.put(`${prefix}model.safetensors`, checkpoint.safetensors);
     await store.put(`${prefix}model.onnx`, checkpoint.onnx);
-    for (let i = 0; i < k; i++) replicas.push(await startReplica(store.url, logDir, i));
+    const threads = threadsPerReplica(k);
+    for (let i = 0; i < k; i++) replicas.push(await startReplica(store.url, logDir, i, threads));
     const uri = datasetUri(images);
     const base = { model_id: checkpoint.modelId, dataset_uri: uri, limit: images };
     // warm every replica: image set and model loaded, onnxruntime session created
@@ -125,11 +147,15 @@ async function sweepImgPerSec(
       }
     }
     const t0 = performance.now();
-    const results = await runShards(replicas.map((r) => r.address), shards, { concurrency: 1 });
+    const results = await runShards(replicas.map((r) => r.address), shards);
     const s = (performance.now() - t0) / 1000;
     const n = results.reduce((a, r) => a + r.n, 0);
     const engines = new Set(results.map((r) => r.engine));
-    progress(`  ${k} replica(s): ${n} images in ${s.toFixed(2)} s (${[...engines].join(",")})`);
+    progress(
+      `  ${k} replica(s), ${threads} onnxruntime thread(s) and ${defaultInflight()} shards in flight each: ${n} images in ${
+        s.toFixed(2)
+      } s (${[...engines].join(",")}; load average ${loadAverage()})`,
+    );
     return n / s;
   } finally {
     for (const r of replicas) await stopReplica(r);
@@ -171,7 +197,11 @@ export async function* run(options: BenchOptions): AsyncGenerator<BenchLine> {
   const two = await sweepImgPerSec(2, checkpoint, plan.images, progress);
   progress(`peer: ${PEER} --images ${plan.images}`);
   const peer = await runPeer(python, plan.images);
-  progress(`  peer: ${peer.img_s} img/s; 2 replicas / 1 replica = ${(two / one).toFixed(2)}`);
+  progress(
+    `  peer: ${peer.img_s} img/s (load average ${loadAverage()}); 1 replica ${
+      (one / peer.img_s).toFixed(2)
+    }x the peer, 2 replicas / 1 replica = ${(two / one).toFixed(2)}`,
+  );
   const kase = `vgg19bn-w${WIDTH}-64px-paper14x5-${plan.images}img`;
   for (const [k, v] of [[1, one], [2, two]] as const) {
     yield {
