@@ -7,7 +7,7 @@
  * same grid and image count) run in the same invocation.
  *
  * The sweep's clock runs from the first shard sent to the last result (the dispatcher,
- * clients/ts/lib/shards.ts, with its default of 2 shards in flight per replica, or
+ * clients/ts/lib/shards.ts, with its default of 3 shards in flight per replica, or
  * COTRAIN_SHARDS_INFLIGHT); each replica corrupts on its default one Web Worker
  * (COTRAIN_EVAL_CORRUPT_WORKERS) while its main thread classifies, and is warmed first with a
  * clean shard that loads the image set, the model and the worker.

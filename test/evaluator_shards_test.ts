@@ -125,11 +125,11 @@ Deno.test("shards: order, progress, a dead address skipped, bad input and no rep
   }
 });
 
-Deno.test("shards: shards in flight per replica default to 2 or COTRAIN_SHARDS_INFLIGHT", () => {
-  assertEquals(DEFAULT_INFLIGHT, 2);
-  assertEquals(defaultInflight(() => undefined), 2);
-  assertEquals(defaultInflight(() => " "), 2);
-  assertEquals(defaultInflight(() => "3"), 3);
+Deno.test("shards: shards in flight per replica default to 3 or COTRAIN_SHARDS_INFLIGHT", () => {
+  assertEquals(DEFAULT_INFLIGHT, 3);
+  assertEquals(defaultInflight(() => undefined), 3);
+  assertEquals(defaultInflight(() => " "), 3);
+  assertEquals(defaultInflight(() => "2"), 2);
   for (const bad of ["0", "-1", "1.5", "two"]) {
     let err: { code?: string; message?: string } = {};
     try {

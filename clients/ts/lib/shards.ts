@@ -2,7 +2,7 @@
  * The shard dispatcher: spreads a sweep's EvaluateShard requests over k evaluator replicas.
  *
  * Targets are either a list of `host:port` (one channel per replica: each gets at most
- * `concurrency` shards at a time, default 2 or COTRAIN_SHARDS_INFLIGHT, and a replica that fails
+ * `concurrency` shards at a time, default 3 or COTRAIN_SHARDS_INFLIGHT, and a replica that fails
  * is paused and its shard handed to another), or one gRPC target such as `dns:///evaluator.cotrain.svc:50054` (or
  * `ipv4:10.0.0.1:50054,10.0.0.2:50054`) whose addresses one channel balances round_robin (as on
  * Kubernetes; `concurrency x replicas` shards in flight, and a failed shard is re-sent on the same
@@ -46,13 +46,15 @@ export function isRetryable(err: unknown): boolean {
 }
 
 /** Shards in flight per replica when `concurrency` is not given. */
-export const DEFAULT_INFLIGHT = 2;
+export const DEFAULT_INFLIGHT = 3;
 
 /**
  * Shards in flight per replica by default: COTRAIN_SHARDS_INFLIGHT when set (a whole number >= 1,
- * else INVALID_ARGUMENT naming it), else {@linkcode DEFAULT_INFLIGHT}. Two keep a replica busy:
- * while one shard's images are classified (onnxruntime, on its own thread), the next one's are
- * corrupted, and its store reads and writes and the gRPC round trip overlap the other's work.
+ * else INVALID_ARGUMENT naming it), else {@linkcode DEFAULT_INFLIGHT}. More than one keeps a
+ * replica busy: while one shard's images are classified (the evaluator's main thread), the next
+ * one's are corrupted (its worker), and a third's store writes (two fsynced puts after its
+ * inference) and gRPC round trip overlap both. Measured on 2 cores (BENCHMARKS.md "Sweep"), 3 in
+ * flight beat 2 by 8-20% for one replica; 1 leaves corruption and inference in turn.
  */
 export function defaultInflight(
   env: (name: string) => string | undefined = (name) => {

@@ -85,8 +85,8 @@ export interface EvaluateShardResponse {
 /** Options of `runShards`. */
 export interface RunShardsOptions {
   /**
-   * Shards in flight per replica at once (default 2, or COTRAIN_SHARDS_INFLIGHT): with two, one
-   * shard's corruption overlaps the other's inference, store writes and round trip.
+   * Shards in flight per replica at once (default 3, or COTRAIN_SHARDS_INFLIGHT): one shard's
+   * corruption overlaps another's inference and a third's store writes and round trip.
    */
   concurrency?: number;
   /**
