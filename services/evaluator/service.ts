@@ -219,6 +219,30 @@ function viaService(client: RpcClient, store: ObjectStore): Preparer {
   };
 }
 
+/**
+ * Where one EvaluateShard call's time goes, logged at debug level ("shard timings",
+ * COTRAIN_LOG_LEVEL=debug): `*_ms` marks since the call arrived (at `start_unix_ms`), and sums
+ * (corruption and normalisation of every batch, inference).
+ */
+class Timings {
+  readonly #t0 = performance.now();
+  readonly #fields: Record<string, number> = {};
+  mark(name: string): void {
+    this.#fields[name] = performance.now() - this.#t0;
+  }
+  add(name: string, ms: number): void {
+    this.#fields[name] = (this.#fields[name] ?? 0) + ms;
+  }
+  fields(): Record<string, number> {
+    const round = (x: number) => Math.round(x * 100) / 100;
+    const out: Record<string, number> = {
+      start_unix_ms: Math.round(performance.timeOrigin + this.#t0),
+    };
+    for (const [k, v] of Object.entries(this.#fields)) out[k] = round(v);
+    return out;
+  }
+}
+
 /** The service: its handlers, and `close` to release loaded models and the corruption client. */
 export interface Evaluator {
   handlers: ServiceHandlers;
@@ -287,19 +311,17 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
     shard: Shard,
     ckpt: { key: string; sha256: string },
     ctx: { signal: AbortSignal; throwIfCancelled(): void },
-    tm: Record<string, number> = {},
+    tm: Timings = new Timings(),
   ): Promise<Omit<ShardResult, "key" | "correct"> & { correct: Uint8Array }> {
     const signal = ctx.signal;
     const start = performance.now();
-    tm.corrupt_ms = 0;
-    tm.infer_wait_ms = 0;
     const data = await loadDataset(shard.datasetUri, storeCache(store));
     const test = data.test;
     const [total, h, w] = test.images.shape as [number, number, number];
     const n = shard.limit > 0 ? Math.min(shard.limit, total) : total;
-    tm.dataset_ms = performance.now() - start;
+    tm.mark("dataset_ms");
     const classifier = await classifierFor(ckpt.key, ckpt.sha256);
-    tm.model_ms = performance.now() - start - tm.dataset_ms;
+    tm.mark("model_ms");
     const correct = new Uint8Array(n);
     const px = h * w;
     const batchOf = async (i0: number) => {
@@ -307,7 +329,8 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
       const tc = performance.now();
       const raw = test.images.data.subarray(i0 * px, (i0 + b) * px);
       const x = await prepare({ shape: [b, h, w], data: raw }, shard, i0, signal);
-      tm.corrupt_ms += performance.now() - tc;
+      tm.add("corrupt_ms", performance.now() - tc);
+      if (i0 === 0) tm.mark("first_batch_ready_ms");
       return { i0, b, x };
     };
     let next = n > 0 ? batchOf(0) : null;
@@ -320,7 +343,8 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
       next = i1 < n ? batchOf(i1) : null; // corrupt the next batch while this one is classified
       const ti = performance.now();
       const pred = await labels;
-      tm.infer_wait_ms += performance.now() - ti;
+      tm.add("infer_ms", performance.now() - ti);
+      tm.mark("infer_end_ms");
       for (let i = 0; i < cur.b; i++) {
         const ok = pred[i] === test.labels.data[cur.i0 + i] ? 1 : 0;
         correct[cur.i0 + i] = ok;
@@ -362,9 +386,8 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
     shard: Shard,
     ckpt: { key: string; sha256: string },
     ctx: { signal: AbortSignal; throwIfCancelled(): void },
-    tm: Record<string, number>,
+    tm: Timings,
   ): Promise<{ result: ShardResult; cached: boolean }> {
-    const t0 = performance.now();
     const computing = runShard(shard, ckpt, ctx, tm);
     computing.catch(() => {}); // awaited below, or dropped when the job is stored meanwhile
     for await (
@@ -374,13 +397,13 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
         // deno-lint-ignore require-yield
         async function* (job) {
           const r = await computing;
-          tm.run_end_ms = performance.now() - t0;
+          tm.mark("run_end_ms");
           const correct = await storeTensor(
             { dtype: "uint8", shape: [r.n], data: r.correct },
             store,
             `${job.prefix}correct.u8`,
           );
-          tm.correct_put_ms = performance.now() - t0;
+          tm.mark("correct_put_ms");
           return { ...r, key: job.key, correct };
         },
       )
@@ -402,9 +425,7 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
 
   const handlers: ServiceHandlers = {
     async EvaluateShard(req: EvaluateShardMsg, ctx) {
-      const t0 = performance.now();
-      const tm: Record<string, number> = {};
-      const mark = (name: string) => tm[name] = performance.now() - t0;
+      const tm = new Timings();
       const shard = checkShard(req);
       const ckpt = await checkpointOf(shard.modelId);
       // a limit at or above the test split's size is no limit: the same shard as limit 0
@@ -420,7 +441,7 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
         limit: shard.limit,
       };
       const key = await requestKey(keyed);
-      mark("key_ms");
+      tm.mark("key_ms");
       const done = await jobs.result<ShardResult>(key);
       let outcome: { result: ShardResult; cached: boolean };
       if (done) outcome = { result: done, cached: true };
@@ -434,8 +455,8 @@ export function createEvaluator(deps: EvaluatorDeps): Evaluator {
         }
         outcome = await p;
       }
-      mark("total_ms");
-      ctx.log.debug("shard timings", { cached: outcome.cached, ...tm });
+      tm.mark("total_ms");
+      ctx.log.debug("shard timings", { cached: outcome.cached, ...tm.fields() });
       return {
         ...outcome.result,
         state: outcome.cached ? "JOB_STATE_CACHED" : "JOB_STATE_STARTED",
