@@ -3,10 +3,11 @@
  *
  * `EvaluateShard` checks the request, finds the classifier's checkpoint in the store, and runs one
  * shard as an idempotent job (platform/jobs, kind `evaluate-shard`): the image set's test split is
- * corrupted batch by batch (in-process with core/corruptions, or through the corruption-generator
- * when `corruptionAddr` is set), normalised with TIN's statistics and classified (onnxruntime on
- * the checkpoint's ONNX export, falling back to tfjs); while one batch is classified the next one is
- * corrupted. The per-image correctness (uint8 [N]) is stored under the shard's content key, which
+ * corrupted batch by batch (in-process with core/corruptions on a Web Worker, ./corrupt_pool.ts,
+ * or through the corruption-generator when `corruptionAddr` is set), normalised with TIN's
+ * statistics and classified (onnxruntime on the checkpoint's ONNX export, falling back to tfjs).
+ * onnxruntime-node's `run` blocks the main thread, so the worker corrupts the next batch, of this
+ * shard or of another one in flight, while the main thread classifies. The per-image correctness (uint8 [N]) is stored under the shard's content key, which
  * hashes the checkpoint's bytes (so a model_id and its checkpoint URI name the same shard), the data
  * set, corruption, severity, seed, preset and limit.
  *
