@@ -56,6 +56,8 @@ async function runOne(file: string): Promise<Result> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["test", "-A", "--no-check", file],
     cwd: ROOT,
+    // modules run side by side on shared cores: training threads sleep between operators
+    env: { COTRAIN_TRAIN_SPIN: Deno.env.get("COTRAIN_TRAIN_SPIN") ?? "0" },
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -29,6 +29,18 @@ export function trainThreads(): number {
   return Math.max(1, navigator.hardwareConcurrency ?? 1);
 }
 
+/**
+ * Whether a training graph's idle threads spin between operators (COTRAIN_TRAIN_SPIN, default on,
+ * onnxruntime's own default). A step is ~700 operators back to back: on free cores spinning saves a
+ * thread wake-up per operator (VGG w=1/8 on 2 idle cores: 253 vs 189-231 img/s; w=1/4 110 vs 90),
+ * but when another process holds a core it costs a third or more (91 vs 138), so `0` for training
+ * that shares its cores.
+ */
+export function trainSpinning(): boolean {
+  const v = Deno.env.get("COTRAIN_TRAIN_SPIN") ?? "1";
+  return v !== "0" && v !== "false";
+}
+
 /** Loads ONNX `bytes` as a CPU session with `threads` intra-op threads. */
 export async function loadProgram(bytes: Uint8Array, threads = trainThreads()): Promise<Program> {
   let session: ort.InferenceSession;
@@ -42,7 +54,7 @@ export async function loadProgram(bytes: Uint8Array, threads = trainThreads()): 
       graphOptimizationLevel: "all",
       // COTRAIN_ORT_PROFILE=<prefix>: onnxruntime writes a per-node timing JSON (chrome://tracing)
       ...(profile ? { enableProfiling: true, profileFilePrefix: profile } : {}),
-      extra: { session: { intra_op: { allow_spinning: "0" } } },
+      extra: { session: { intra_op: { allow_spinning: trainSpinning() ? "1" : "0" } } },
     });
   } catch (err) {
     throw CoreError.internal(`onnx: cannot load the training graph: ${(err as Error).message}`);
