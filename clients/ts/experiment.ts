@@ -183,8 +183,8 @@ const Evaluation = z.strictObject({
   confidence: z.number().gt(0).lt(1, { error: "expected a number in (0, 1)" }).default(0.95),
   /** Corruptions shown in the accuracy-vs-severity figure (Fig. 2; default: the first four). */
   figureCorruptions: z.array(CorruptionName).optional(),
-  /** Shards in flight per evaluator replica. */
-  concurrency: int(1).default(1),
+  /** Shards in flight per evaluator replica (default: the dispatcher's, 3 or COTRAIN_SHARDS_INFLIGHT). */
+  concurrency: int(1).optional(),
 });
 
 /**
