@@ -56,6 +56,15 @@ export class Tape {
   readonly #entries: Entry[] = [];
   readonly #needs = new Set<string>();
   readonly #consts = new Map<string, string>();
+  readonly #perImageFrom: number;
+
+  /**
+   * `perImageWeightGradFrom`: convolutions with at least this many output pixels compute their
+   * weight gradient per image (see {@linkcode Tape.conv}; default 1024, i.e. 32 x 32 and larger).
+   */
+  constructor(options: { perImageWeightGradFrom?: number } = {}) {
+    this.#perImageFrom = options.perImageWeightGradFrom ?? 1024;
+  }
 
   /** A float32 graph input; `trainable` ones get gradients. */
   input(name: string, shape: readonly number[], trainable: boolean): Sym {
@@ -301,7 +310,9 @@ export class Tape {
    * Backward: the input gradient is a convolution of dy with the flipped, transposed kernel; the
    * weight gradient dW[o, c, i, j] = sum_{n,h,w} dy[n, o, h, w] x[n, c, h + i - pad, w + j - pad]
    * is a 3-D convolution of x seen as [1, N, C, H, W] with dy as the kernel [O, N, 1, H', W']: one
-   * GEMM of a good shape (O x N H' W' x 9 C) in onnxruntime, no transposes of x.
+   * GEMM of a good shape (O x N H' W' x 9 C) in onnxruntime, no transposes of x. On large maps
+   * (see the constructor) it is N grouped 3-D convolutions, one per image, summed: the same
+   * products with an im2col buffer per image that stays in cache (VGG w=1/4: 94 vs 86 img/s).
    */
   conv(x: Sym, w: Sym, pad: number, wBack?: Sym): Sym {
     const [n, , h, wd] = x.shape;
@@ -333,7 +344,26 @@ export class Tape {
         gx = this.raw("Conv", [gy, wb], x.shape, { kernel_shape: [k, k], pads: [p, p, p, p] });
       }
       let gw: Sym | null = null;
-      if (this.needsGrad(w)) {
+      if (this.needsGrad(w) && oh * ow >= this.#perImageFrom) {
+        // Large maps, few channels: the same product as N grouped convolutions (group i = image i,
+        // its dy as the kernel), whose im2col per image stays in cache, then a sum over images
+        const x5 = this.raw("Reshape", [x, this.ints([1, n, c, h, wd])], [1, n, c, h, wd]);
+        const k5 = this.raw("Reshape", [gy, this.ints([n * o, 1, 1, oh, ow])], [
+          n * o,
+          1,
+          1,
+          oh,
+          ow,
+        ]);
+        const r = this.raw("Conv", [x5, k5], [1, n * o, c, k, k], {
+          kernel_shape: [1, oh, ow],
+          pads: [0, pad, pad, 0, pad, pad],
+          group: n,
+        });
+        const per = this.raw("Reshape", [r, this.ints([n, o * c * k * k])], [n, o * c * k * k]);
+        const sum = this.raw("ReduceSum", [per, this.ints([0])], [o * c * k * k], { keepdims: 0 });
+        gw = this.raw("Reshape", [sum, this.ints([o, c, k, k])], w.shape);
+      } else if (this.needsGrad(w)) {
         const x5 = this.raw("Unsqueeze", [x, this.ints([0])], [1, n, c, h, wd]);
         const k5 = this.raw(
           "Unsqueeze",
