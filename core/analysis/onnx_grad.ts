@@ -27,11 +27,11 @@
  * ```
  * @module
  */
-import * as ort from "onnxruntime-node";
 import { CoreError } from "../errors.ts";
 import type { VggModel } from "../models/vgg.ts";
 import { OnnxGraph } from "../engine/onnx/graph.ts";
 import { foldBatchNorm } from "../engine/onnx/vgg.ts";
+import { loadProgram, type Program } from "../engine/graph/program.ts";
 
 type Shape4 = [number, number, number, number];
 
@@ -217,47 +217,16 @@ export function exportReconstructionGradOnnx(
   return g.toModel({ name: "cotrain-reconstruction-grad" });
 }
 
-/** A float32 input: values and dims. */
-export interface FloatInput {
-  data: Float32Array;
-  dims: readonly number[];
-}
-
 /** An onnxruntime session of one of these graphs (float32 inputs and outputs by name). */
-export interface GradSession {
-  run(inputs: Record<string, FloatInput>): Promise<Record<string, Float32Array>>;
-  release(): Promise<void>;
-}
+export type GradSession = Program;
 
-/** Opens a CPU session on `bytes` with `threads` intra-op threads (default: every core). */
-export async function openGradSession(
+/**
+ * Opens a CPU session on `bytes` with `threads` intra-op threads (default: every core), idle
+ * threads sleeping between operators (a service shares its cores).
+ */
+export function openGradSession(
   bytes: Uint8Array,
   threads = Math.max(1, navigator.hardwareConcurrency ?? 1),
 ): Promise<GradSession> {
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(bytes, {
-      executionProviders: ["cpu"],
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: "all",
-      extra: { session: { intra_op: { allow_spinning: "0" } } },
-    });
-  } catch (err) {
-    throw CoreError.internal(`onnx: cannot load the gradient graph: ${(err as Error).message}`);
-  }
-  return {
-    async run(inputs) {
-      const feeds: Record<string, ort.Tensor> = {};
-      for (const [k, v] of Object.entries(inputs)) {
-        feeds[k] = new ort.Tensor("float32", v.data, [...v.dims]);
-      }
-      const res = await session.run(feeds);
-      const out: Record<string, Float32Array> = {};
-      for (const name of session.outputNames) out[name] = res[name].data as Float32Array;
-      return out;
-    },
-    release: () => session.release(),
-  };
+  return loadProgram(bytes, threads, { spinning: false });
 }

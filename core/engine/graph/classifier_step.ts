@@ -38,7 +38,14 @@ import { type MtlModel, mtlParams, SHARED_LAYER } from "../../models/mtl.ts";
 import type { Optimizer } from "../../train/optim.ts";
 import { type Feed, loadProgram, type Program } from "./program.ts";
 import { type Sym, Tape } from "./tape.ts";
-import { addVggTrain, headGrid, type ParamFeeder, ParamInputs } from "./vgg.ts";
+import {
+  addVggTrain,
+  headGrid,
+  outputGradients,
+  type ParamFeeder,
+  ParamInputs,
+  type ParamOut,
+} from "./vgg.ts";
 import { addReadout, type ReadoutSampling, readoutSampling, samplingGradients } from "./readout.ts";
 
 /** The batch layout a step is compiled for. */
@@ -129,7 +136,7 @@ interface PassOut {
 export class ClassifierStep {
   readonly shape: StepShape;
   readonly #program: Program;
-  readonly #params: { name: string; shape: readonly number[]; zero?: boolean }[];
+  readonly #params: ParamOut[];
   readonly #passes: PassOut[];
   readonly #mtl: boolean;
   readonly #feeder: ParamFeeder;
@@ -137,7 +144,7 @@ export class ClassifierStep {
   private constructor(
     program: Program,
     shape: StepShape,
-    params: { name: string; shape: readonly number[]; zero?: boolean }[],
+    params: ParamOut[],
     passes: PassOut[],
     mtl: boolean,
     feeder: ParamFeeder,
@@ -250,17 +257,7 @@ export class ClassifierStep {
     const wrt = params.trainable();
     const grads = t.gradients(loss, [...wrt, ...weightSyms]);
     t.output(loss, "loss");
-    // Parameters the loss does not reach get no gradient (the tfjs path's variableGrads leaves
-    // them out too, so the optimiser skips them): the readout and s_n in a step without a neural
-    // batch. A conv bias before a training-mode BN cancels exactly: its gradient is 0.
-    const withGrad: { name: string; shape: readonly number[]; zero?: boolean }[] = [];
-    wrt.forEach((p, i) => {
-      const g = grads[i];
-      if (g) {
-        t.output(g, `grad:${p.name}`);
-        withGrad.push(p);
-      } else if (/^conv\d+_\d+\.bias$/.test(p.name)) withGrad.push({ ...p, zero: true });
-    });
+    const withGrad = outputGradients(t, wrt, grads);
     weightSyms.forEach((_, j) => t.output(grads[wrt.length + j]!, `gweights${j}`));
     const program = await loadProgram(t.toModel("cotrain-classifier-step"), options.threads);
     return new ClassifierStep(program, shape, withGrad, outs, mtl, params.feeder());
@@ -312,13 +309,7 @@ export class ClassifierStep {
       });
     }
     const out = await this.#program.run(feeds);
-    const grads = new Map<string, tf.Tensor>();
-    for (const p of this.#params) {
-      grads.set(
-        p.name,
-        p.zero ? tf.zeros([...p.shape]) : this.#feeder.grad(p.name, out[`grad:${p.name}`]),
-      );
-    }
+    const grads = this.#feeder.gradients(this.#params, out);
     if (passes > 0) {
       // mu and sigma reach the loss only through the sampling positions (not graph inputs)
       const n = model.readout!.config.neurons;

@@ -47,7 +47,13 @@ import { POISSON_EPS } from "../../train/losses.ts";
 import type { Optimizer } from "../../train/optim.ts";
 import { type Feed, loadProgram, type Program } from "./program.ts";
 import { Tape } from "./tape.ts";
-import { addVggTrain, type ParamFeeder, ParamInputs } from "./vgg.ts";
+import {
+  addVggTrain,
+  outputGradients,
+  type ParamFeeder,
+  ParamInputs,
+  type ParamOut,
+} from "./vgg.ts";
 import { addReadout, readoutSampling, samplingGradients } from "./readout.ts";
 
 /** The batch layout a step is compiled for (gray images, NHWC [batch, height, width, 1]). */
@@ -79,13 +85,6 @@ export interface PredictorStepResult {
   grads: Map<string, tf.Tensor>;
   /** BN batch statistics per trunk layer (empty for a frozen trunk). */
   bnStats: Map<string, BnBatchStats>;
-}
-
-interface ParamOut {
-  name: string;
-  shape: readonly number[];
-  /** A conv bias before a training-mode BN: its gradient is exactly 0. */
-  zero?: boolean;
 }
 
 /** A compiled step for one session of one predictor layout and one batch size. */
@@ -166,14 +165,7 @@ export class PredictorStep {
     const wrt = params.trainable();
     const grads = t.gradients(loss, [...wrt, wts]);
     t.output(loss, "loss");
-    const out: ParamOut[] = [];
-    wrt.forEach((p, i) => {
-      const g = grads[i];
-      if (g) {
-        t.output(g, `grad:${p.name}`);
-        out.push(p);
-      } else if (/^conv\d+_\d+\.bias$/.test(p.name)) out.push({ ...p, zero: true });
-    });
+    const out = outputGradients(t, wrt, grads);
     t.output(grads[wrt.length]!, "gweights");
     const program = await loadProgram(t.toModel("cotrain-predictor-step"), options.threads);
     const grid: [number, number] = [f.output.shape[2], f.output.shape[3]];
@@ -207,13 +199,7 @@ export class PredictorStep {
     const all = predictorParams(predictor);
     Object.assign(feeds, this.#feeder.feeds(all)); // parameters, BN running statistics
     const out = await this.#program.run(feeds);
-    const grads = new Map<string, tf.Tensor>();
-    for (const p of this.#params) {
-      grads.set(
-        p.name,
-        p.zero ? tf.zeros([...p.shape]) : this.#feeder.grad(p.name, out[`grad:${p.name}`]),
-      );
-    }
+    const grads = this.#feeder.gradients(this.#params, out);
     // mu and sigma reach the loss only through the sampling positions (not graph inputs)
     const gMu = new Float32Array(neurons * 2);
     const gSigma = new Float32Array(neurons * 2);

@@ -41,8 +41,16 @@ export function trainSpinning(): boolean {
   return v !== "0" && v !== "false";
 }
 
-/** Loads ONNX `bytes` as a CPU session with `threads` intra-op threads. */
-export async function loadProgram(bytes: Uint8Array, threads = trainThreads()): Promise<Program> {
+/**
+ * Loads ONNX `bytes` as a CPU session with `threads` intra-op threads (`spinning`: default
+ * {@linkcode trainSpinning}).
+ */
+export async function loadProgram(
+  bytes: Uint8Array,
+  threads = trainThreads(),
+  options: { spinning?: boolean } = {},
+): Promise<Program> {
+  const spinning = options.spinning ?? trainSpinning();
   let session: ort.InferenceSession;
   const profile = Deno.env.get("COTRAIN_ORT_PROFILE");
   try {
@@ -54,10 +62,10 @@ export async function loadProgram(bytes: Uint8Array, threads = trainThreads()): 
       graphOptimizationLevel: "all",
       // COTRAIN_ORT_PROFILE=<prefix>: onnxruntime writes a per-node timing JSON (chrome://tracing)
       ...(profile ? { enableProfiling: true, profileFilePrefix: profile } : {}),
-      extra: { session: { intra_op: { allow_spinning: trainSpinning() ? "1" : "0" } } },
+      extra: { session: { intra_op: { allow_spinning: spinning ? "1" : "0" } } },
     });
   } catch (err) {
-    throw CoreError.internal(`onnx: cannot load the training graph: ${(err as Error).message}`);
+    throw CoreError.internal(`onnx: cannot load the graph: ${(err as Error).message}`);
   }
   return {
     inputNames: session.inputNames,

@@ -133,10 +133,49 @@ export class ParamFeeder {
     ]);
   }
 
+  /** The gradients of `params` from a run's outputs, as tfjs tensors by parameter name. */
+  gradients(
+    params: readonly ParamOut[],
+    out: Record<string, Float32Array>,
+  ): Map<string, tf.Tensor> {
+    const grads = new Map<string, tf.Tensor>();
+    for (const p of params) {
+      grads.set(p.name, p.zero ? tf.zeros([...p.shape]) : this.grad(p.name, out[`grad:${p.name}`]));
+    }
+    return grads;
+  }
+
   /** The variable's shape behind input `input`. */
   shape(input: string): readonly number[] {
     return this.#specs.get(input)!.shape;
   }
+}
+
+/** A parameter input whose gradient a step returns. */
+export interface ParamOut {
+  name: string;
+  shape: readonly number[];
+  /** A conv bias before a training-mode BN: its gradient is exactly 0 (not a graph output). */
+  zero?: boolean;
+}
+
+/**
+ * Declares `grad:<name>` outputs for the parameters in `wrt` with gradients `grads` (as from
+ * {@linkcode Tape.gradients}) and lists what the step returns. Parameters the loss does not reach
+ * get none (tfjs' variableGrads leaves them out too, so the optimiser skips them: the readout and
+ * s_n in a step without a neural batch); a conv bias before a training-mode BN cancels exactly,
+ * so its gradient is 0.
+ */
+export function outputGradients(t: Tape, wrt: Sym[], grads: (Sym | null)[]): ParamOut[] {
+  const out: ParamOut[] = [];
+  wrt.forEach((p, i) => {
+    const g = grads[i];
+    if (g) {
+      t.output(g, `grad:${p.name}`);
+      out.push(p);
+    } else if (/^conv\d+_\d+\.bias$/.test(p.name)) out.push({ ...p, zero: true });
+  });
+  return out;
 }
 
 /** HWIO [kh, kw, i, o] -> OIHW. */
