@@ -6,6 +6,10 @@
  * width 1/8 on 64x64 gray images, against ../shared/bench/python_sweep.py (bethgelab/imagecorruptions + PyTorch on 2 threads, the
  * same grid and image count) run in the same invocation.
  *
+ * Then the same with every replica given one core (one onnxruntime thread, no corruption worker:
+ * a pod with a CPU limit of 1), cases `...-1core`: horizontal scale as on a cluster, which a 2-core
+ * machine cannot show with replicas that each use both cores.
+ *
  * The sweep's clock runs from the first shard sent to the last result (the dispatcher,
  * clients/ts/lib/shards.ts, with its default of 3 shards in flight per replica, or
  * COTRAIN_SHARDS_INFLIGHT); each replica corrupts on its default one Web Worker
@@ -98,12 +102,17 @@ async function startReplica(
   logDir: string,
   i: number,
   threads: number,
+  oneCore: boolean,
 ): Promise<ServiceProcess> {
   return await startService("evaluator", {
     store: storeUrl,
     logFile: `${logDir}/evaluator-${i}.log`,
     replica: i,
-    env: { COTRAIN_EVAL_THREADS: String(threads) },
+    env: {
+      COTRAIN_EVAL_THREADS: String(threads),
+      // one core per replica (a pod with a CPU limit of 1): corruption on the main thread
+      ...(oneCore ? { COTRAIN_EVAL_CORRUPT_WORKERS: "0" } : {}),
+    },
     readyTimeoutMs: 60_000,
   });
 }
@@ -121,6 +130,7 @@ async function sweepImgPerSec(
   checkpoint: { safetensors: Uint8Array; onnx: Uint8Array; modelId: string },
   images: number,
   progress: (m: string) => void,
+  oneCore = false,
 ): Promise<number> {
   const dir = await Deno.makeTempDir({ prefix: "cotrain-bench-sweep-" });
   const store = new FileStore(`file://${dir}`);
@@ -130,8 +140,10 @@ async function sweepImgPerSec(
     const prefix = `jobs/classifier-train/${checkpoint.modelId}/`;
     await store.put(`${prefix}model.safetensors`, checkpoint.safetensors);
     await store.put(`${prefix}model.onnx`, checkpoint.onnx);
-    const threads = threadsPerReplica(k);
-    for (let i = 0; i < k; i++) replicas.push(await startReplica(store.url, logDir, i, threads));
+    const threads = oneCore ? 1 : threadsPerReplica(k);
+    for (let i = 0; i < k; i++) {
+      replicas.push(await startReplica(store.url, logDir, i, threads, oneCore));
+    }
     const uri = datasetUri(images);
     const base = { model_id: checkpoint.modelId, dataset_uri: uri, limit: images };
     // warm every replica: image set and model loaded, onnxruntime session created
@@ -152,7 +164,9 @@ async function sweepImgPerSec(
     const n = results.reduce((a, r) => a + r.n, 0);
     const engines = new Set(results.map((r) => r.engine));
     progress(
-      `  ${k} replica(s), ${threads} onnxruntime thread(s) and ${defaultInflight()} shards in flight each: ${n} images in ${
+      `  ${k} replica(s)${
+        oneCore ? " of one core" : ""
+      }, ${threads} onnxruntime thread(s) and ${defaultInflight()} shards in flight each: ${n} images in ${
         s.toFixed(2)
       } s (${[...engines].join(",")}; load average ${loadAverage()})`,
     );
@@ -195,18 +209,24 @@ export async function* run(options: BenchOptions): AsyncGenerator<BenchLine> {
   progress(`sweep: 70 shards x ${plan.images} images, w=${WIDTH}, 64x64`);
   const one = await sweepImgPerSec(1, checkpoint, plan.images, progress);
   const two = await sweepImgPerSec(2, checkpoint, plan.images, progress);
+  // horizontal scale as on a cluster: each replica one core (this machine has two)
+  const one1 = await sweepImgPerSec(1, checkpoint, plan.images, progress, true);
+  const two1 = await sweepImgPerSec(2, checkpoint, plan.images, progress, true);
   progress(`peer: ${PEER} --images ${plan.images}`);
   const peer = await runPeer(python, plan.images);
   progress(
     `  peer: ${peer.img_s} img/s (load average ${loadAverage()}); 1 replica ${
       (one / peer.img_s).toFixed(2)
-    }x the peer, 2 replicas / 1 replica = ${(two / one).toFixed(2)}`,
+    }x the peer, 2 replicas / 1 replica = ${
+      (two / one).toFixed(2)
+    }; one core per replica: 2 / 1 = ${(two1 / one1).toFixed(2)}`,
   );
   const kase = `vgg19bn-w${WIDTH}-64px-paper14x5-${plan.images}img`;
-  for (const [k, v] of [[1, one], [2, two]] as const) {
+  const cases = [[1, one, ""], [2, two, ""], [1, one1, "-1core"], [2, two1, "-1core"]] as const;
+  for (const [k, v, core] of cases) {
     yield {
       bench: "sweep",
-      case: `${kase}-${k}replica${k > 1 ? "s" : ""}`,
+      case: `${kase}-${k}replica${k > 1 ? "s" : ""}${core}`,
       metric: "img_s",
       value: round1(v),
       peer: peer.peer,
