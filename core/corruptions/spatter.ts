@@ -302,19 +302,26 @@ function water(
 ): void {
   const n = h * w;
   const l8 = new Uint8Array(n);
-  for (let i = 0; i < n; i++) l8[i] = Math.trunc(liquid[i] * 255) & 255;
+  // liquid >= 0 here (thresholded), so | 0 truncates as Math.trunc does
+  for (let i = 0; i < n; i++) l8[i] = (liquid[i] * 255) | 0;
   const edges = canny(l8, h, w, 50, 150);
   for (let i = 0; i < n; i++) edges[i] = 255 - edges[i];
   const m = new Float64Array(n);
   const max = waterReliefFast(edges, liquid, m, h, w);
-  const color = c === 3 ? [175 / 255, 238 / 255, 238 / 255] : [
-    (0.2989 * 175 + 0.587 * 238 + 0.114 * 238) / 255,
-  ];
-  if (max > 0) {
-    for (let i = 0; i < n; i++) {
+  if (!(max > 0)) return;
+  const clamp = (x: number) => x < 0 ? 0 : x > 1 ? 1 : x; // NaN-free inputs: same as min/max
+  if (c === 3) {
+    const r = 175 / 255, g = 238 / 255;
+    for (let i = 0, j = 0; i < n; i++, j += 3) {
       const v = m[i] / max * intensity;
-      for (let k = 0; k < c; k++) d[i * c + k] += Math.min(1, Math.max(0, v * color[k]));
+      d[j] += clamp(v * r);
+      const t = clamp(v * g);
+      d[j + 1] += t;
+      d[j + 2] += t;
     }
+  } else {
+    const gray = (0.2989 * 175 + 0.587 * 238 + 0.114 * 238) / 255;
+    for (let i = 0; i < n; i++) d[i * c] += clamp(m[i] / max * intensity * gray);
   }
 }
 
