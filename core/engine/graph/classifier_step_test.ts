@@ -6,6 +6,7 @@
  * tensors stay constant over 100 steps; the same seed gives the same bytes.
  */
 import { assert, assertEquals } from "../../../test/assert.ts";
+import { relErr } from "../onnx/_test_util.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backend.ts";
 import {
@@ -32,15 +33,6 @@ const N = 4, H = 16, W = 16, CLASSES = 5, NEURONS = 7, NB = 3;
  * which moves whole gradients by percents in both engines alike; this depth keeps the check exact.
  */
 const CFG = [64, "M", 64, "M", 128, 128, "M", 128, 128] as const; // conv3_1 on 4x4, head on 2x2
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return den === 0 ? num : num / den;
-}
 
 /** Non-trivial values for every parameter the default init leaves flat. */
 function perturb(model: MtlModel): void {

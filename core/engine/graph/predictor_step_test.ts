@@ -10,6 +10,7 @@
  * flip ReLU or max-pool ties between the engines (see classifier_step_test.ts).
  */
 import { assert, assertEquals, assertThrowsCode } from "../../../test/assert.ts";
+import { relErr } from "../onnx/_test_util.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backend.ts";
 import { vggForward } from "../../models/vgg.ts";
@@ -32,15 +33,6 @@ await initBackend("cpu");
 
 const B = 4, S = 32;
 const SESSIONS = [{ id: 3, neurons: [0, 2, 4, 6, 8] }, { id: 7, neurons: [1, 3, 5, 7] }];
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return den === 0 ? num : num / den;
-}
 
 /** A predictor with non-trivial values where the init is flat (BN, readout). */
 function makePredictor(width: number, seed: number): Predictor {

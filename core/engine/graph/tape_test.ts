@@ -4,6 +4,7 @@
  * convolution, BN + ReLU and the 2x2 max-pool.
  */
 import { assert } from "../../../test/assert.ts";
+import { relErr } from "../onnx/_test_util.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backend.ts";
 import { biasBatchNormRelu } from "../kernels/ops.ts";
@@ -11,15 +12,6 @@ import { loadProgram } from "./program.ts";
 import { Tape } from "./tape.ts";
 
 await initBackend("cpu");
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
 
 const rand = (shape: number[], seed: number, relu = false) =>
   tf.tidy(() => {
