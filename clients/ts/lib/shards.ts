@@ -215,7 +215,7 @@ export const runShards: RunShards = async (
         r.failures = 0;
         lastAlive = Date.now();
         done++;
-        opts.onProgress?.(done, total);
+        opts.onProgress?.(done, total, res);
         if (done === total) wakeAll();
       } catch (err) {
         if (failure) return;

@@ -97,7 +97,7 @@ export interface RunShardsOptions {
   /** Called when a shard is handed back after its replica failed (the shard's index, the target). */
   onRetry?: (index: number, target: string, error: Error) => void;
   /** Called after every finished shard with (done, total). */
-  onProgress?: (done: number, total: number) => void;
+  onProgress?: (done: number, total: number, result: EvaluateShardResponse) => void;
   /** Stops sending new shards and cancels those in flight. */
   signal?: AbortSignal;
   /**
