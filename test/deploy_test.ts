@@ -117,6 +117,7 @@ Deno.test("deploy: the gpu overlay puts the compute services on GPUs", async () 
     assertEquals(c.image, "cotrain:gpu", name);
     assertEquals(c.resources.limits["nvidia.com/gpu"], 1, name);
     assertEquals(c.env.find((e: Doc) => e.name === "COTRAIN_BACKEND").value, "tensorflow");
+    assertEquals(c.env.find((e: Doc) => e.name === "COTRAIN_TRAIN_ENGINE").value, "tfjs");
     assertEquals(spec.nodeSelector["nvidia.com/gpu.present"], "true");
   }
   const cpu = find(docs, "Deployment", "corruption-generator").spec.template.spec.containers[0];
