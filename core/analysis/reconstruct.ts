@@ -45,7 +45,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { CoreError } from "../errors.ts";
 import { rngFor } from "../random.ts";
 import { loadParams } from "../models/checkpoint.ts";
-import { BN_EPS, layerNames, type VggModel } from "../models/vgg.ts";
+import { BN_EPS, featureShape, layerNames, type VggModel } from "../models/vgg.ts";
 import { disposeMtl } from "../models/mtl.ts";
 import { loadMtlCheckpoint, MODEL_KIND } from "../train/classifier_checkpoint.ts";
 import { disposePredictor, loadPredictor, PREDICTOR_KIND } from "../train/predictor.ts";
@@ -185,25 +185,6 @@ export function resolveReconstructOptions(
     lossEvery,
     reduction,
   };
-}
-
-/** The activations' shape per image at `layer` for an h x w input: [channels, rows, columns]. */
-export function featureShape(
-  model: VggModel,
-  layer: string,
-  h: number,
-  w: number,
-): [number, number, number] {
-  let c = model.config.inChannels;
-  for (const l of model.layers) {
-    if (l.kind === "conv") c = l.outChannels;
-    else {
-      h = Math.floor(h / 2);
-      w = Math.floor(w / 2);
-    }
-    if (l.name === layer) return [c, h, w];
-  }
-  throw CoreError.invalidArgument(`layer: unknown layer ${layer}`);
 }
 
 /** Activations per image at `layer` for an h x w input. */

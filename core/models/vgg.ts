@@ -23,6 +23,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { biasBatchNormRelu } from "../engine/kernels/ops.ts";
+import { CoreError } from "../errors.ts";
 
 /** The VGG-19 trunk: channel counts and "M" for 2x2 max-pools. */
 // deno-fmt-ignore
@@ -281,6 +282,25 @@ export function paramsUpTo(model: VggModel, layer: string): string[] {
     if (l.name === layer) return names;
   }
   throw new Error(`no layer ${layer}; layers: ${layerNames(model).join(", ")}`);
+}
+
+/** The activations' shape per image at `layer` for an h x w input: [channels, rows, columns]. */
+export function featureShape(
+  model: VggModel,
+  layer: string,
+  h: number,
+  w: number,
+): [number, number, number] {
+  let c = model.config.inChannels;
+  for (const l of model.layers) {
+    if (l.kind === "conv") c = l.outChannels;
+    else {
+      h = Math.floor(h / 2);
+      w = Math.floor(w / 2);
+    }
+    if (l.name === layer) return [c, h, w];
+  }
+  throw CoreError.invalidArgument(`layer: unknown layer ${layer}`);
 }
 
 /** Frees every variable of the model. */

@@ -33,7 +33,12 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { rngFor } from "../../random.ts";
-import { type BnBatchStats, updateBnRunningStats, type VggModel } from "../../models/vgg.ts";
+import {
+  type BnBatchStats,
+  featureShape,
+  updateBnRunningStats,
+  type VggModel,
+} from "../../models/vgg.ts";
 import { type MtlModel, mtlParams, SHARED_LAYER } from "../../models/mtl.ts";
 import type { Optimizer } from "../../train/optim.ts";
 import { type Feed, loadProgram, type Program } from "./program.ts";
@@ -41,12 +46,14 @@ import { type Sym, Tape } from "./tape.ts";
 import {
   addVggTrain,
   headGrid,
+  outputBnStats,
   outputGradients,
   type ParamFeeder,
   ParamInputs,
   type ParamOut,
+  readBnStats,
 } from "./vgg.ts";
-import { addReadout, type ReadoutSampling, readoutSampling, samplingGradients } from "./readout.ts";
+import { addReadout, readoutGradients, type ReadoutSampling, readoutSampling } from "./readout.ts";
 
 /** The batch layout a step is compiled for. */
 export interface StepShape {
@@ -206,15 +213,8 @@ export class ClassifierStep {
       taps: oracle ? [SHARED_LAYER] : undefined,
     });
     const ce = t.crossEntropy(f.output, oneHot);
-    const statsOut = (prefix: string, stats: typeof f.bnStats) => {
-      const counts = new Map<string, number>();
-      for (const [layer, s] of stats) {
-        t.output(s.mean, `${prefix}bnmean:${layer}`);
-        t.output(s.variance, `${prefix}bnvar:${layer}`);
-        counts.set(layer, s.count);
-      }
-      outs.push({ prefix, counts });
-    };
+    const statsOut = (prefix: string, stats: typeof f.bnStats) =>
+      outs.push({ prefix, counts: outputBnStats(t, stats, prefix) });
     statsOut("c:", f.bnStats);
     t.output(ce, "ce");
     let loss = ce;
@@ -225,8 +225,7 @@ export class ClassifierStep {
       const fb = addVggTrain(t, vgg, params, xb, { upTo: SHARED_LAYER });
       statsOut("b:", fb.bnStats);
       const fa = t.sliceRows(f.taps.get(SHARED_LAYER)!, b, 2 * b);
-      const d = t.sub(fa, fb.output);
-      const fc = t.meanAll(t.mul(d, d));
+      const fc = t.meanSquaredError(fa, fb.output);
       t.output(fc, "consistency");
       loss = t.add(ce, t.scale(fc, shape.oracleLambda!));
     }
@@ -247,8 +246,7 @@ export class ClassifierStep {
         const fn = addVggTrain(t, vgg, params, xn, { upTo: SHARED_LAYER });
         statsOut(`n${j}:`, fn.bnStats);
         const r = addReadout(t, params, "readout.", fn.output, idx, wts);
-        const d = t.sub(r, target);
-        const mse = t.meanAll(t.mul(d, d));
+        const mse = t.meanSquaredError(r, target);
         t.output(mse, `mse${j}`);
         const term = t.add(t.scale(t.mul(t.exp(t.scale(sN, -1)), mse), 0.5), t.scale(sN, 0.5));
         loss = t.add(loss, term);
@@ -312,26 +310,14 @@ export class ClassifierStep {
     const grads = this.#feeder.gradients(this.#params, out);
     if (passes > 0) {
       // mu and sigma reach the loss only through the sampling positions (not graph inputs)
-      const n = model.readout!.config.neurons;
-      const gMu = new Float32Array(n * 2);
-      const gSigma = new Float32Array(n * 2);
-      samplings.forEach((s, j) => {
-        samplingGradients(model.readout!, s, out[`gweights${j}`] as Float32Array, gMu, gSigma);
-      });
-      grads.set("readout.mu", tf.tensor2d(gMu, [n, 2]));
-      grads.set("readout.sigma", tf.tensor2d(gSigma, [n, 2]));
+      const g = readoutGradients(
+        model.readout!,
+        samplings.map((sampling, j) => ({ sampling, gWeights: out[`gweights${j}`] })),
+      );
+      grads.set("readout.mu", g.mu);
+      grads.set("readout.sigma", g.sigma);
     }
-    const bnStats = this.#passes.map(({ prefix, counts }) => {
-      const stats = new Map<string, BnBatchStats>();
-      for (const [layer, count] of counts) {
-        stats.set(layer, {
-          mean: tf.tensor1d(out[`${prefix}bnmean:${layer}`]),
-          variance: tf.tensor1d(out[`${prefix}bnvar:${layer}`]),
-          count,
-        });
-      }
-      return stats;
-    });
+    const bnStats = this.#passes.map(({ prefix, counts }) => readBnStats(out, prefix, counts));
     return {
       loss: out.loss[0],
       ce: out.ce[0],
@@ -371,14 +357,8 @@ export class ClassifierStep {
   }
 }
 
-/** The shared layer's spatial size for an h x w input (the pools before conv3_1). */
+/** The shared layer's (conv3_1's) spatial size for an h x w input. */
 export function sharedGrid(model: VggModel, h: number, w: number): [number, number] {
-  for (const l of model.layers) {
-    if (l.name === SHARED_LAYER) break;
-    if (l.kind === "pool") {
-      h = Math.floor(h / 2);
-      w = Math.floor(w / 2);
-    }
-  }
-  return [h, w];
+  const [, fh, fw] = featureShape(model, SHARED_LAYER, h, w);
+  return [fh, fw];
 }

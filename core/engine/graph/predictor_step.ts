@@ -49,12 +49,14 @@ import { type Feed, loadProgram, type Program } from "./program.ts";
 import { Tape } from "./tape.ts";
 import {
   addVggTrain,
+  outputBnStats,
   outputGradients,
   type ParamFeeder,
   ParamInputs,
   type ParamOut,
+  readBnStats,
 } from "./vgg.ts";
-import { addReadout, readoutSampling, samplingGradients } from "./readout.ts";
+import { addReadout, readoutGradients, readoutSampling } from "./readout.ts";
 
 /** The batch layout a step is compiled for (gray images, NHWC [batch, height, width, 1]). */
 export interface PredictorStepShape {
@@ -151,12 +153,7 @@ export class PredictorStep {
       upTo: predictor.config.upTo,
       eval: frozen,
     });
-    const bnCounts = new Map<string, number>();
-    for (const [layer, s] of f.bnStats) {
-      t.output(s.mean, `bnmean:${layer}`);
-      t.output(s.variance, `bnvar:${layer}`);
-      bnCounts.set(layer, s.count);
-    }
+    const bnCounts = outputBnStats(t, f.bnStats, "");
     const y = addReadout(t, params, prefix, f.output, idx, wts);
     const ym = t.mul(y, mask);
     const poisson = t.sumAll(t.sub(ym, t.mul(target, t.log(t.add(ym, t.scalar(POISSON_EPS))))));
@@ -201,20 +198,11 @@ export class PredictorStep {
     const out = await this.#program.run(feeds);
     const grads = this.#feeder.gradients(this.#params, out);
     // mu and sigma reach the loss only through the sampling positions (not graph inputs)
-    const gMu = new Float32Array(neurons * 2);
-    const gSigma = new Float32Array(neurons * 2);
-    samplingGradients(readout, s, out.gweights, gMu, gSigma);
+    const g = readoutGradients(readout, [{ sampling: s, gWeights: out.gweights }]);
     const prefix = readoutPrefix(predictor, this.session);
-    grads.set(`${prefix}mu`, tf.tensor2d(gMu, [neurons, 2]));
-    grads.set(`${prefix}sigma`, tf.tensor2d(gSigma, [neurons, 2]));
-    const bnStats = new Map<string, BnBatchStats>();
-    for (const [layer, count] of this.#bnCounts) {
-      bnStats.set(layer, {
-        mean: tf.tensor1d(out[`bnmean:${layer}`]),
-        variance: tf.tensor1d(out[`bnvar:${layer}`]),
-        count,
-      });
-    }
+    grads.set(`${prefix}mu`, g.mu);
+    grads.set(`${prefix}sigma`, g.sigma);
+    const bnStats = readBnStats(out, "", this.#bnCounts);
     return { loss: out.loss[0], grads, bnStats };
   }
 

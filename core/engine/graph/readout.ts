@@ -14,6 +14,7 @@
  *
  * @module
  */
+import * as tf from "@tensorflow/tfjs-core";
 import { rngFor } from "../../random.ts";
 import type { GaussianReadout } from "../../models/readout.ts";
 import type { Sym, Tape } from "./tape.ts";
@@ -169,4 +170,19 @@ export function samplingGradients(
       }
     }
   }
+}
+
+/**
+ * The mu and sigma gradients [N, 2] of a step's passes through `readout`: each pass's sampling and
+ * the graph's gradient of its corner weights, summed (see {@linkcode samplingGradients}).
+ */
+export function readoutGradients(
+  readout: GaussianReadout,
+  passes: readonly { sampling: ReadoutSampling; gWeights: Float32Array }[],
+): { mu: tf.Tensor2D; sigma: tf.Tensor2D } {
+  const n = readout.config.neurons;
+  const gMu = new Float32Array(n * 2);
+  const gSigma = new Float32Array(n * 2);
+  for (const p of passes) samplingGradients(readout, p.sampling, p.gWeights, gMu, gSigma);
+  return { mu: tf.tensor2d(gMu, [n, 2]), sigma: tf.tensor2d(gSigma, [n, 2]) };
 }

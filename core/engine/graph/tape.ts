@@ -484,6 +484,12 @@ export class Tape {
     });
   }
 
+  /** Mean of (a - b)^2 over every element: a scalar. */
+  meanSquaredError(a: Sym, b: Sym): Sym {
+    const d = this.sub(a, b);
+    return this.meanAll(this.mul(d, d));
+  }
+
   // ---- backward -------------------------------------------------------------------------------
 
   /** Gradients of the scalar `loss` with respect to `wrt` (null where it does not depend on one). */

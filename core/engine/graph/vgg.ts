@@ -13,8 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { Feed } from "./program.ts";
-import type { VggModel } from "../../models/vgg.ts";
-import { BN_EPS } from "../../models/vgg.ts";
+import { BN_EPS, type BnBatchStats, featureShape, type VggModel } from "../../models/vgg.ts";
 import type { Sym, Tape } from "./tape.ts";
 
 /**
@@ -323,13 +322,43 @@ export function addVggTrain(
   return { output: t.maxOver(logits, 1), taps, bnStats };
 }
 
-/** The head's spatial size for a trunk input of h x w (one halving per 2x2 pool). */
+/** The head's spatial size for a trunk input of h x w (the trunk's last layer's map). */
 export function headGrid(model: VggModel, h: number, w: number): [number, number] {
-  for (const l of model.layers) {
-    if (l.kind === "pool") {
-      h = Math.floor(h / 2);
-      w = Math.floor(w / 2);
-    }
+  const [, gh, gw] = featureShape(model, model.layers[model.layers.length - 1].name, h, w);
+  return [gh, gw];
+}
+
+/**
+ * Declares the BN batch statistics of a pass as outputs `<prefix>bnmean:<layer>` and
+ * `<prefix>bnvar:<layer>`; returns each layer's element count (for {@linkcode readBnStats}).
+ */
+export function outputBnStats(
+  t: Tape,
+  stats: VggGraph["bnStats"],
+  prefix: string,
+): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const [layer, s] of stats) {
+    t.output(s.mean, `${prefix}bnmean:${layer}`);
+    t.output(s.variance, `${prefix}bnvar:${layer}`);
+    counts.set(layer, s.count);
   }
-  return [h, w];
+  return counts;
+}
+
+/** A run's BN statistics outputs of one pass (see {@linkcode outputBnStats}) as tfjs tensors. */
+export function readBnStats(
+  out: Record<string, Float32Array>,
+  prefix: string,
+  counts: Map<string, number>,
+): Map<string, BnBatchStats> {
+  const stats = new Map<string, BnBatchStats>();
+  for (const [layer, count] of counts) {
+    stats.set(layer, {
+      mean: tf.tensor1d(out[`${prefix}bnmean:${layer}`]),
+      variance: tf.tensor1d(out[`${prefix}bnvar:${layer}`]),
+      count,
+    });
+  }
+  return stats;
 }
