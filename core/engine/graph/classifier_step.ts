@@ -145,7 +145,6 @@ export class ClassifierStep {
   readonly #program: Program;
   readonly #params: ParamOut[];
   readonly #passes: PassOut[];
-  readonly #mtl: boolean;
   readonly #feeder: ParamFeeder;
 
   private constructor(
@@ -153,7 +152,6 @@ export class ClassifierStep {
     shape: StepShape,
     params: ParamOut[],
     passes: PassOut[],
-    mtl: boolean,
     feeder: ParamFeeder,
   ) {
     this.#feeder = feeder;
@@ -161,7 +159,6 @@ export class ClassifierStep {
     this.shape = shape;
     this.#params = params;
     this.#passes = passes;
-    this.#mtl = mtl;
   }
 
   /**
@@ -258,7 +255,7 @@ export class ClassifierStep {
     const withGrad = outputGradients(t, wrt, grads);
     weightSyms.forEach((_, j) => t.output(grads[wrt.length + j]!, `gweights${j}`));
     const program = await loadProgram(t.toModel("cotrain-classifier-step"), options.threads);
-    return new ClassifierStep(program, shape, withGrad, outs, mtl, params.feeder());
+    return new ClassifierStep(program, shape, withGrad, outs, params.feeder());
   }
 
   /** Loss, gradients and BN statistics of one step's data. */
@@ -345,11 +342,6 @@ export class ClassifierStep {
     for (const g of r.grads.values()) g.dispose();
     r.grads.clear();
     return r;
-  }
-
-  /** Whether this step has the MTL loss. */
-  get mtl(): boolean {
-    return this.#mtl;
   }
 
   release(): Promise<void> {

@@ -215,25 +215,6 @@ export class Tape {
     });
   }
 
-  /** Concatenation along axis 0. */
-  concatRows(parts: Sym[]): Sym {
-    const rows = parts.reduce((s, p) => s + p.shape[0], 0);
-    const y = this.raw("Concat", parts, [rows, ...parts[0].shape.slice(1)], { axis: 0 });
-    return this.#record(parts, y, (gy) => {
-      let at = 0;
-      return parts.map((p) => {
-        const s = at;
-        at += p.shape[0];
-        if (!this.needsGrad(p)) return null;
-        return this.raw(
-          "Slice",
-          [gy, this.ints([s]), this.ints([s + p.shape[0]]), this.ints([0])],
-          p.shape,
-        );
-      });
-    });
-  }
-
   /** An int64 graph input (indices; never differentiated). */
   indexInput(name: string, shape: readonly number[]): Sym {
     this.g.input(name, [...shape], "int64");

@@ -143,11 +143,6 @@ export class ParamFeeder {
     }
     return grads;
   }
-
-  /** The variable's shape behind input `input`. */
-  shape(input: string): readonly number[] {
-    return this.#specs.get(input)!.shape;
-  }
 }
 
 /** A parameter input whose gradient a step returns. */
