@@ -6,6 +6,7 @@
  */
 import * as ort from "onnxruntime-node";
 import { CoreError } from "../../errors.ts";
+import { cpuSessionOptions } from "../onnx/session.ts";
 
 /** A float32 (or int64 index) array with its dims. */
 export interface Feed {
@@ -55,14 +56,9 @@ export async function loadProgram(
   const profile = Deno.env.get("COTRAIN_ORT_PROFILE");
   try {
     session = await ort.InferenceSession.create(bytes, {
-      executionProviders: ["cpu"],
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: "all",
+      ...cpuSessionOptions(threads, spinning),
       // COTRAIN_ORT_PROFILE=<prefix>: onnxruntime writes a per-node timing JSON (chrome://tracing)
       ...(profile ? { enableProfiling: true, profileFilePrefix: profile } : {}),
-      extra: { session: { intra_op: { allow_spinning: spinning ? "1" : "0" } } },
     });
   } catch (err) {
     throw CoreError.internal(`onnx: cannot load the graph: ${(err as Error).message}`);

@@ -60,6 +60,25 @@ export interface OnnxSession {
   release(): Promise<void>;
 }
 
+/**
+ * cotrain's onnxruntime CPU session options: `threads` intra-op threads, one inter-op thread,
+ * sequential execution, idle threads spinning or not between operators.
+ */
+export function cpuSessionOptions(
+  threads: number,
+  spinning: boolean,
+  optimization: OnnxSessionOptions["optimization"] = "all",
+): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: ["cpu"],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+    graphOptimizationLevel: optimization,
+    extra: { session: { intra_op: { allow_spinning: spinning ? "1" : "0" } } },
+  };
+}
+
 /** The onnxruntime version in use. */
 export const ONNXRUNTIME_VERSION: string = ort.env.versions.common;
 
@@ -90,14 +109,10 @@ export async function createOnnxSession(
   }
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(bytes, {
-      executionProviders: ["cpu"],
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: options.optimization ?? "all",
-      extra: { session: { intra_op: { allow_spinning: options.spinning ? "1" : "0" } } },
-    });
+    session = await ort.InferenceSession.create(
+      bytes,
+      cpuSessionOptions(threads, options.spinning ?? false, options.optimization),
+    );
   } catch (err) {
     throw CoreError.invalidArgument(`onnx session: cannot load model: ${(err as Error).message}`);
   }
