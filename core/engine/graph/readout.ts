@@ -33,6 +33,9 @@ export interface ReadoutSampling {
   eps?: Float32Array;
   inside?: Uint8Array;
   batch: number;
+  /** mu and sigma [N, 2] as read for this sampling (the chain rule's clamps need them). */
+  mu: Float32Array;
+  sigma: Float32Array;
 }
 
 /**
@@ -49,8 +52,8 @@ export function readoutSampling(
   seed = 0,
 ): ReadoutSampling {
   const n = readout.config.neurons;
-  const mu = readout.mu.dataSync();
-  const sigma = readout.sigma.dataSync();
+  const mu = readout.mu.dataSync() as Float32Array;
+  const sigma = readout.sigma.dataSync() as Float32Array;
   let eps: Float32Array | undefined;
   let inside: Uint8Array | undefined;
   if (training) {
@@ -108,7 +111,7 @@ export function readoutSampling(
       }
     }
   }
-  return { idx, weights, dwx, dwy, eps, inside, batch };
+  return { idx, weights, dwx, dwy, eps, inside, batch, mu, sigma };
 }
 
 /**
@@ -147,8 +150,7 @@ export function samplingGradients(
   gSigma: Float32Array,
 ): void {
   const n = readout.config.neurons;
-  const mu = readout.mu.dataSync();
-  const sigma = readout.sigma.dataSync();
+  const { mu, sigma } = s;
   for (let b = 0; b < s.batch; b++) {
     for (let j = 0; j < n; j++) {
       let gx = 0;
