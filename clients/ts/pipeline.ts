@@ -340,22 +340,15 @@ export async function runPipeline(
         lr: m.lr,
         seed: m.seed,
       };
-      const res = await step("predictor", `train ${name}`, async () => {
-        const bar = bars.start(`train ${name}`, m.epochs, "epochs");
-        let result: Msg = null;
-        try {
-          for await (
-            const e of np.stream<Msg>("Train", { dataset_uri: v1Uri, options })
-          ) {
-            if (e.progress) bar.update(e.progress.epoch);
-            if (e.result) result = e.result;
-          }
-        } finally {
-          bar.stop();
-        }
-        if (!result) throw new Error(`${name}: Train ended without a result`);
-        return { value: result, cached: result.state === "JOB_STATE_CACHED" };
-      });
+      const res = await step(
+        "predictor",
+        `train ${name}`,
+        () =>
+          trainPredictor(np, bars, `train ${name}`, m.epochs, name, {
+            dataset_uri: v1Uri,
+            options,
+          }),
+      );
       let targetsUri = "";
       if (trainImages) {
         const pd = await step("targets", `${name} predicts the training images`, async () => {
@@ -400,26 +393,16 @@ export async function runPipeline(
       const known = oracleTargetsOf.get(cacheKey);
       if (known) return known;
       const name = `${runLabel(oracle)} readout`;
-      const res = await step("predictor", `fit ${name} (frozen conv3_1)`, async () => {
-        const bar = bars.start(`fit ${name}`, options.max_epochs, "epochs");
-        let result: Msg = null;
-        try {
-          for await (
-            const e of np.stream<Msg>("Train", {
-              dataset_uri: v1Uri,
-              options,
-              frozen_trunk_uri: oracle.checkpoint_uri,
-            })
-          ) {
-            if (e.progress) bar.update(e.progress.epoch);
-            if (e.result) result = e.result;
-          }
-        } finally {
-          bar.stop();
-        }
-        if (!result) throw new Error(`${name}: Train ended without a result`);
-        return { value: result, cached: result.state === "JOB_STATE_CACHED" };
-      });
+      const res = await step(
+        "predictor",
+        `fit ${name} (frozen conv3_1)`,
+        () =>
+          trainPredictor(np, bars, `fit ${name}`, options.max_epochs, name, {
+            dataset_uri: v1Uri,
+            options,
+            frozen_trunk_uri: oracle.checkpoint_uri,
+          }),
+      );
       const pd = await step("targets", `${name} predicts the training images`, async () => {
         const r = await np.unary<Msg>("PredictDataset", {
           checkpoint_uri: res.checkpoint.uri,
@@ -676,6 +659,31 @@ function oracleFor(
   return pick;
 }
 
+/**
+ * A neural-predictor Train stream with an epochs bar labelled `label`: its result, and whether
+ * the store already held it.
+ */
+async function trainPredictor(
+  np: RpcClient,
+  bars: Bars,
+  label: string,
+  epochs: number,
+  name: string,
+  req: Record<string, unknown>,
+): Promise<{ value: Msg; cached: boolean }> {
+  const bar = bars.start(label, epochs, "epochs");
+  let result: Msg = null;
+  try {
+    for await (const e of np.stream<Msg>("Train", req)) {
+      if (e.progress) bar.update(e.progress.epoch);
+      if (e.result) result = e.result;
+    }
+  } finally {
+    bar.stop();
+  }
+  if (!result) throw new Error(`${name}: Train ended without a result`);
+  return { value: result, cached: result.state === "JOB_STATE_CACHED" };
+}
 /** The classifier-trainer request of one run. */
 function trainRequest(
   exp: Experiment,
