@@ -16,27 +16,21 @@ import { initBackend } from "../core/engine/backend.ts";
 import { vggLossAndGrads } from "../core/engine/kernels/train_step.ts";
 import { createVgg, disposeModel, trainableParams, vggForward } from "../core/models/vgg.ts";
 import { Sgd } from "../core/train/optim.ts";
+import { imgPerSec } from "./lib.ts";
 
 const BATCH = 32;
 const SIZE = 64;
 const CLASSES = 200;
 
+/** img/s over at least `seconds` (and 3 steps), after 2 warm-up steps (shader compilation). */
+async function measure(step: () => Promise<void>, seconds: number): Promise<number> {
+  await step();
+  return await imgPerSec(step, BATCH, 3, seconds); // its own warm-up step is the second
+}
+
 function arg(name: string, fallback: string): string {
   const i = Deno.args.indexOf(`--${name}`);
   return i >= 0 ? Deno.args[i + 1] : fallback;
-}
-
-/** Steps per second over at least `seconds` (and 3 steps) after 2 warm-up steps, each synced. */
-async function perSecond(step: () => Promise<void>, seconds: number): Promise<number> {
-  await step();
-  await step();
-  let n = 0;
-  const t0 = performance.now();
-  while (n < 3 || performance.now() - t0 < seconds * 1000) {
-    await step();
-    n++;
-  }
-  return n / ((performance.now() - t0) / 1000);
 }
 
 const backend = arg("backend", "webgpu");
@@ -53,7 +47,7 @@ for (const width of widths) {
   let seed = 1;
   // each step reads its loss back (asynchronously: webgpu's dataSync needs a canvas), so it ends
   // when the GPU has finished it
-  const train = BATCH * await perSecond(async () => {
+  const train = await measure(async () => {
     const { loss, grads } = vggLossAndGrads(model, x, labels, { dropoutSeed: seed++ });
     opt.step(trainableParams(model), grads);
     for (const g of Object.values(grads)) g.dispose();
@@ -63,7 +57,7 @@ for (const width of widths) {
   console.log(
     JSON.stringify({ bench: "engine", case: key, metric: "train_img_s", value: +train.toFixed(1) }),
   );
-  const infer = BATCH * await perSecond(async () => {
+  const infer = await measure(async () => {
     const y = tf.tidy(() => vggForward(model, x, { training: false }).output);
     await y.data();
     y.dispose();
