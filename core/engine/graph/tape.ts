@@ -159,9 +159,15 @@ export class Tape {
     return this.#record([a], y, (gy) => [this.#reluGrad(gy, y)]);
   }
 
-  /** gy where y > 0, else 0, for y = relu(.) >= 0: gy * sign(y), two fast float passes. */
+  /**
+   * gy where y > 0, else 0: gy * float(y > 0). (onnxruntime's Sign is a scalar loop, 3-4x slower
+   * than Greater + Cast, which cost about one pass over y.)
+   */
   #reluGrad(gy: Sym, y: Sym): Sym {
-    return this.raw("Mul", [gy, this.raw("Sign", [y], y.shape)], y.shape);
+    const mask = this.raw("Cast", [this.raw("Greater", [y, this.scalar(0)], y.shape)], y.shape, {
+      to: 1,
+    });
+    return this.raw("Mul", [gy, mask], y.shape);
   }
 
   /** Mean over every element: a scalar. */
