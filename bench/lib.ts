@@ -89,13 +89,14 @@ export interface TorchPeerShape {
 }
 
 /**
- * Runs one of ../shared/bench's PyTorch scripts (e.g. `torch_vgg_train.py`) at `shape` on 2
+ * Runs one of ../shared/bench's PyTorch scripts (e.g. `torch_vgg_train.py`; a URL: a script of
+ * cotrain's own, e.g. bench/peers/torch_mtl_train.py) at `shape` on 2
  * threads, with the script's own `extra` flags, and returns its JSON line. Python:
  * `$COTRAIN_TORCH_PYTHON`, else Debian's /usr/bin/python3 (python3-torch). Fails with an
  * instruction when the peer cannot run: a benchmark never skips its peer.
  */
 export async function runTorchPeer(
-  script: string,
+  script: string | URL,
   shape: TorchPeerShape,
   extra: string[] = [],
 ): Promise<TorchPeerResult> {
@@ -104,7 +105,9 @@ export async function runTorchPeer(
     ...["--batch", String(shape.batch), "--steps", String(shape.steps), "--threads", "2"],
     ...extra,
   ];
-  const path = new URL(`../../shared/bench/${script}`, import.meta.url).pathname;
+  const path = script instanceof URL
+    ? script.pathname
+    : new URL(`../../shared/bench/${script}`, import.meta.url).pathname;
   const python = Deno.env.get("COTRAIN_TORCH_PYTHON") ?? "/usr/bin/python3";
   const out = await new Deno.Command(python, {
     args: [path, ...args],

@@ -3,9 +3,12 @@
  * (core/train/classifier.ts: batch preparation with augmentation, forward, backward, SGD) for the
  * Baseline and MTL (ratio 1:1: one classification and one neural batch per step) at widths 1/8 and
  * 1/4, 64x64 gray, 200 classes, batch 32, on the default training engine (one onnxruntime graph
- * per step, core/engine/graph; `COTRAIN_TRAIN_ENGINE=tfjs` measures the tfjs wasm path). The peer is PyTorch on the CPU
- * (../shared/bench/torch_vgg_train.py, Debian's python3-torch, 2 threads), a single-task training
- * step on the same network, run in the same invocation just before each width's cases.
+ * per step, core/engine/graph; `COTRAIN_TRAIN_ENGINE=tfjs` measures the tfjs wasm path). The peers
+ * are PyTorch on the CPU (Debian's python3-torch, 2 threads), run in the same invocation just
+ * before each width's cases: ../shared/bench/torch_vgg_train.py, a single-task training step on the
+ * same network, for the Baseline (and, as the issue names it, for the MTL lines too), and
+ * bench/peers/torch_mtl_train.py, the same MTL 1:1 step (shared trunk to conv3_1, Gaussian
+ * readout, Kendall task weights), for the MTL lines marked `vs-mtl-peer`.
  *
  * Metrics: `train_img_s` counts classification images per second; the MTL case also reports
  * `train_all_img_s`, classification plus neural images per second (each step sees both).
@@ -37,6 +40,15 @@ function torchPeer(width: number, steps: number): Promise<TorchPeerResult> {
     "--classes",
     String(CLASSES),
   ]);
+}
+
+/** The MTL 1:1 step in PyTorch (bench/peers/torch_mtl_train.py); train_img_s per classification image. */
+function torchMtlPeer(width: number, steps: number): Promise<TorchPeerResult> {
+  return runTorchPeer(
+    new URL("./peers/torch_mtl_train.py", import.meta.url),
+    { width, size: SIZE, batch: BATCH, steps },
+    ["--classes", String(CLASSES), "--neurons", String(NEURONS)],
+  );
 }
 
 /** Random images and targets: `steps + 1` batches of training data, a tiny validation set. */
@@ -89,8 +101,9 @@ export async function* run(options: BenchOptions): AsyncIterable<BenchLine> {
   for (const width of widths) {
     const key = `vgg19bn-w${width}-${SIZE}px-b${BATCH}`;
     const steps = options.quick ? 6 : width <= 0.125 ? 16 : 8;
-    progress(`trainer ${key}: PyTorch peer`);
+    progress(`trainer ${key}: PyTorch peers`);
     const torch = await torchPeer(width, options.quick ? 5 : 10);
+    const torchMtl = await torchMtlPeer(width, options.quick ? 5 : 10);
     progress(`trainer ${key}: Baseline`);
     const base = await trainerImgPerSec("baseline", width, steps);
     yield line(`${key}-baseline`, "train_img_s", base, torch);
@@ -98,6 +111,7 @@ export async function* run(options: BenchOptions): AsyncIterable<BenchLine> {
     const mtl = await trainerImgPerSec("mtl", width, steps);
     yield line(`${key}-mtl-1:1`, "train_img_s", mtl, torch);
     yield line(`${key}-mtl-1:1`, "train_all_img_s", 2 * mtl, torch);
+    yield line(`${key}-mtl-1:1-vs-mtl-peer`, "train_img_s", mtl, torchMtl);
   }
 }
 
@@ -107,7 +121,7 @@ function line(c: string, metric: string, value: number, torch: TorchPeerResult):
     case: c,
     metric,
     value: round1(value),
-    peer: torch.peer,
+    peer: c.includes("vs-mtl-peer") ? `${torch.peer}-mtl` : torch.peer,
     peer_value: torch.train_img_s,
   };
 }
