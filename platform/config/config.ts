@@ -16,6 +16,7 @@
  * | COTRAIN_TRAIN_ENGINE | onnxruntime | training steps: onnxruntime (one graph per step, core/engine/graph) or tfjs |
  * | COTRAIN_TRAIN_THREADS | every core | onnxruntime threads of a training step |
  * | COTRAIN_TRAIN_SPIN | 1 | training threads spin between operators (0: sleep; for shared cores) |
+ * | COTRAIN_TRAIN_NCHWC | 1 | training convolutions on onnxruntime's NCHWc kernels where the CPU has them (0: plain Conv) |
  * | COTRAIN_LOG_LEVEL | info | debug, info, warn, error |
  * | S3_ENDPOINT | - | e.g. http://minio:9000 (required for s3:// stores) |
  * | S3_ACCESS_KEY, S3_SECRET_KEY | - | credentials (required for s3:// stores) |
@@ -58,6 +59,7 @@ const schema = z.object({
   COTRAIN_TRAIN_ENGINE: z.enum(["onnxruntime", "tfjs"]).default("onnxruntime"),
   COTRAIN_TRAIN_THREADS: z.coerce.number().int().min(1).max(1024).optional(),
   COTRAIN_TRAIN_SPIN: z.enum(["0", "1", "true", "false"]).default("1"),
+  COTRAIN_TRAIN_NCHWC: z.enum(["0", "1", "true", "false"]).default("1"),
   COTRAIN_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   S3_ENDPOINT: z.string().trim().regex(/^https?:\/\/[^/]+/, "must be http(s)://host:port")
     .optional(),

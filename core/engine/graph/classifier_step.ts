@@ -41,7 +41,7 @@ import {
 } from "../../models/vgg.ts";
 import { type MtlModel, mtlParams, SHARED_LAYER } from "../../models/mtl.ts";
 import type { Optimizer } from "../../train/optim.ts";
-import { type Feed, loadProgram, type Program } from "./program.ts";
+import { type Feed, loadProgram, nchwcBlock, type Program } from "./program.ts";
 import { type Sym, Tape } from "./tape.ts";
 import {
   addVggTrain,
@@ -174,6 +174,8 @@ export class ClassifierStep {
       trainable?: (name: string) => boolean;
       /** Trunk layers up to this one run in eval mode (Oracle stage 2's frozen conv1_1..conv3_1). */
       evalUpTo?: string;
+      /** Use onnxruntime's NCHWc convolutions where they fit (default: program.ts' nchwcBlock). */
+      nchwc?: boolean;
     } = {},
   ): Promise<ClassifierStep> {
     const vgg = model.vgg;
@@ -189,7 +191,7 @@ export class ClassifierStep {
     }
     const n = oracle ? 2 * shape.batch : shape.batch; // rows of the classification pass
     const ch = vgg.config.inChannels;
-    const t = new Tape();
+    const t = new Tape({ nchwcBlock: options.nchwc === false ? 0 : await nchwcBlock() });
     const params = new ParamInputs(
       t,
       { params: mtlParams(model) },

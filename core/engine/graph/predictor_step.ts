@@ -45,7 +45,7 @@ import { readoutParams } from "../../models/readout.ts";
 import { type Predictor, predictorParams } from "../../train/predictor.ts";
 import { POISSON_EPS } from "../../train/losses.ts";
 import type { Optimizer } from "../../train/optim.ts";
-import { type Feed, loadProgram, type Program } from "./program.ts";
+import { type Feed, loadProgram, nchwcBlock, type Program } from "./program.ts";
 import { Tape } from "./tape.ts";
 import {
   addVggTrain,
@@ -128,7 +128,12 @@ export class PredictorStep {
     predictor: Predictor,
     session: number,
     shape: PredictorStepShape,
-    options: { frozen?: boolean; threads?: number } = {},
+    options: {
+      frozen?: boolean;
+      threads?: number;
+      /** Use onnxruntime's NCHWc convolutions where they fit (default: program.ts' nchwcBlock). */
+      nchwc?: boolean;
+    } = {},
   ): Promise<PredictorStep> {
     const info = predictor.config.sessions[session];
     if (!info) throw new Error(`the predictor has no session number ${session}`);
@@ -136,7 +141,7 @@ export class PredictorStep {
     const prefix = readoutPrefix(predictor, session);
     const { batch: b, height: h, width: w } = shape;
     const neurons = predictor.readouts[session].config.neurons;
-    const t = new Tape();
+    const t = new Tape({ nchwcBlock: options.nchwc === false ? 0 : await nchwcBlock() });
     const params = new ParamInputs(
       t,
       { params: predictorParams(predictor) },

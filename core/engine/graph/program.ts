@@ -7,6 +7,10 @@
 import * as ort from "onnxruntime-node";
 import { CoreError } from "../../errors.ts";
 import { cpuSessionOptions } from "../onnx/session.ts";
+import { OnnxGraph } from "../onnx/graph.ts";
+
+/** onnxruntime's operator domain of its blocked-channel (NCHWc) CPU kernels. */
+export const NCHWC_DOMAIN = "com.microsoft.nchwc";
 
 /** A float32 (or int64 index) array with its dims. */
 export interface Feed {
@@ -80,6 +84,44 @@ export async function loadProgram(
     },
     release: () => session.release(),
   };
+}
+
+/**
+ * Whether training graphs may use onnxruntime's NCHWc convolutions (COTRAIN_TRAIN_NCHWC, default
+ * on; `0` runs every convolution as a plain ONNX Conv).
+ */
+export function trainNchwc(): boolean {
+  const v = Deno.env.get("COTRAIN_TRAIN_NCHWC") ?? "1";
+  return v !== "0" && v !== "false";
+}
+
+let blockProbe: Promise<number> | undefined;
+
+/**
+ * The channel block of onnxruntime's NCHWc kernels on this CPU (16 with AVX-512, 8 with AVX2), or
+ * 0 where it has none or {@linkcode trainNchwc} is off. MLAS picks the block from the CPU at
+ * start-up and does not say it, so a one-node graph reorders 4 channels and its output's length is
+ * the block (once per process).
+ */
+export function nchwcBlock(): Promise<number> {
+  if (!trainNchwc()) return Promise.resolve(0);
+  blockProbe ??= (async () => {
+    const g = new OnnxGraph();
+    g.input("x", [1, 4, 1, 1]);
+    g.output(g.node("ReorderInput", ["x"], {}, undefined, NCHWC_DOMAIN), "y", [1, null, 1, 1]);
+    try {
+      const p = await loadProgram(g.toModel({ name: "cotrain-nchwc-probe" }), 1, {
+        spinning: false,
+      });
+      const out = await p.run({ x: { data: new Float32Array(4), dims: [1, 4, 1, 1] } });
+      await p.release();
+      const block = out.y.length;
+      return block >= 4 && block % 4 === 0 ? block : 0;
+    } catch {
+      return 0; // no NCHWc kernels in this build or on this CPU: plain convolutions
+    }
+  })();
+  return blockProbe;
 }
 
 /** The training engine: COTRAIN_TRAIN_ENGINE, `onnxruntime` (the default) or `tfjs`. */

@@ -1,15 +1,17 @@
 /**
  * The Tape's rules one op at a time against tfjs' autodiff (cpu backend): a 3x3 convolution's input
  * and weight gradients by both weight-gradient forms (one 3-D convolution, or per image), a 1x1
- * convolution, BN + ReLU and the 2x2 max-pool.
+ * convolution, BN + ReLU and the 2x2 max-pool; the same convolution on onnxruntime's NCHWc kernels
+ * (weights fed in their blocked layout), and the probe that finds this CPU's NCHWc block.
  */
 import { assert } from "../../../test/assert.ts";
 import { relErr } from "../onnx/_test_util.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backend.ts";
 import { biasBatchNormRelu } from "../kernels/ops.ts";
-import { loadProgram } from "./program.ts";
+import { loadProgram, nchwcBlock } from "./program.ts";
 import { Tape } from "./tape.ts";
+import { hwioToNchwc, hwioToNchwcBack } from "./vgg.ts";
 
 await initBackend("cpu");
 
@@ -88,4 +90,92 @@ Deno.test("BN + ReLU with batch statistics, then a 2x2 max-pool (odd size), agai
   assert(relErr(out.g0, nchw(ref[0])) < 1e-4, "dz");
   assert(relErr(out.g1, ref[1].dataSync()) < 1e-4, "dgamma");
   assert(relErr(out.g2, ref[2].dataSync()) < 1e-4, "dbeta");
+});
+
+/** The NCHWc block MLAS picks on this CPU (x86: 16 with AVX-512F, 8 with AVX2; else none). */
+function expectedBlock(): number | undefined {
+  let flags = "";
+  try {
+    flags = Deno.readTextFileSync("/proc/cpuinfo");
+  } catch {
+    return undefined;
+  }
+  if (/\bavx512f\b/.test(flags)) return 16;
+  if (/\bavx2\b/.test(flags)) return 8;
+  return undefined;
+}
+
+Deno.test("nchwcBlock finds this CPU's NCHWc block, and COTRAIN_TRAIN_NCHWC=0 turns it off", async () => {
+  const block = await nchwcBlock();
+  const expected = expectedBlock();
+  if (expected !== undefined) assert(block === expected, `block ${block}, expected ${expected}`);
+  else assert(block === 0 || block % 4 === 0, `block ${block}`);
+  const before = Deno.env.get("COTRAIN_TRAIN_NCHWC");
+  Deno.env.set("COTRAIN_TRAIN_NCHWC", "0");
+  try {
+    assert((await nchwcBlock()) === 0, "COTRAIN_TRAIN_NCHWC=0 must give block 0");
+  } finally {
+    if (before === undefined) Deno.env.delete("COTRAIN_TRAIN_NCHWC");
+    else Deno.env.set("COTRAIN_TRAIN_NCHWC", before);
+  }
+});
+
+// 20 input channels (padded to a block) into 24 outputs: both directions on the blocked kernels
+Deno.test("a 3x3 conv on NCHWc kernels equals the plain one: output, input and weight gradients", async () => {
+  const block = await nchwcBlock();
+  const [n, c, o, side] = [3, 20, 24, 9];
+  const xs = [n, c, side, side];
+  const x = rand(xs, 6, true);
+  const hwio = rand([3, 3, c, o], 7);
+  const oihw = tf.transpose(tf.tensor4d(hwio, [3, 3, c, o]), [3, 2, 0, 1])
+    .dataSync() as Float32Array;
+  const g = rand([n, o, side, side], 8);
+  const run = async (b: number) => {
+    const t = new Tape({ nchwcBlock: b });
+    const xi = t.input("x", xs, true);
+    const gi = t.input("g", [n, o, side, side], false);
+    const feeds: Record<string, { data: Float32Array; dims: number[] }> = {
+      x: { data: x, dims: xs },
+      g: { data: g, dims: [n, o, side, side] },
+    };
+    const up = (v: number) => Math.ceil(v / b) * b;
+    let wi;
+    let blocked = {};
+    if (t.blocked(c) && t.blocked(o)) {
+      wi = t.gradientOnly("w", [o, c, 3, 3]);
+      blocked = {
+        w: t.input("wr", [up(o), up(c), 3, 3], false),
+        back: t.input("wb", [up(c), up(o), 3, 3], false),
+      };
+      feeds.wr = { data: hwioToNchwc(hwio, [3, 3, c, o], b), dims: [up(o), up(c), 3, 3] };
+      feeds.wb = { data: hwioToNchwcBack(hwio, [3, 3, c, o], b), dims: [up(c), up(o), 3, 3] };
+    } else {
+      wi = t.input("w", [o, c, 3, 3], true);
+      feeds.w = { data: oihw, dims: [o, c, 3, 3] };
+    }
+    const y = t.conv(xi, wi, 1, undefined, blocked);
+    const [gx, gw] = t.gradients(t.sumAll(t.mul(y, gi)), [xi, wi]);
+    t.output(y, "y");
+    t.output(gx!, "gx");
+    t.output(gw!, "gw");
+    const model = t.toModel();
+    const p = await loadProgram(model, 1);
+    const out = await p.run(feeds);
+    await p.release();
+    return {
+      out,
+      nchwcNodes: new TextDecoder().decode(model).split("com.microsoft.nchwc").length - 1,
+    };
+  };
+  const plain = await run(0);
+  assert(plain.nchwcNodes === 0, "block 0 must give plain convolutions");
+  const fast = await run(block);
+  if (block === 0) {
+    assert(fast.nchwcNodes === 0, "no NCHWc block: plain convolutions");
+    return;
+  }
+  assert(fast.nchwcNodes >= 6, `expected NCHWc nodes, found ${fast.nchwcNodes}`);
+  assert(relErr(fast.out.y, plain.out.y) < 1e-5, "output");
+  assert(relErr(fast.out.gx, plain.out.gx) < 1e-5, "input gradient");
+  assert(relErr(fast.out.gw, plain.out.gw) < 1e-5, "weight gradient");
 });

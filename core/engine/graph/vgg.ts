@@ -14,7 +14,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { Feed } from "./program.ts";
 import { BN_EPS, type BnBatchStats, featureShape, type VggModel } from "../../models/vgg.ts";
-import type { Sym, Tape } from "./tape.ts";
+import type { BlockedKernels, Sym, Tape } from "./tape.ts";
 
 /**
  * How a graph input holds a parameter: as the tfjs variable is (`as-is`), a conv weight HWIO as
@@ -22,13 +22,24 @@ import type { Sym, Tape } from "./tape.ts";
  * (`back`). The layouts are converted in TypeScript when feeding (and back for gradients):
  * onnxruntime's Transpose of small 4-D weights costs milliseconds per call.
  */
-export type ParamLayout = "as-is" | "oihw" | "back";
+export type ParamLayout = "as-is" | "oihw" | "back" | "nchwc" | "nchwc-back";
 
 interface ParamSpec {
   param: string;
   layout: ParamLayout;
   /** The tfjs variable's shape. */
   shape: readonly number[];
+  /** False for a gradient-only value (its NCHWc layout is fed instead). */
+  fed: boolean;
+  /** The NCHWc channel block (layouts `nchwc`, `nchwc-back`). */
+  block: number;
+}
+
+/** A conv layer's kernels as {@linkcode Tape.conv} takes them. */
+export interface ConvInputs {
+  w: Sym;
+  wBack?: Sym;
+  blocked: BlockedKernels;
 }
 
 /** Graph inputs for parameters, created once per name (shared when a trunk is applied twice). */
@@ -49,21 +60,33 @@ export class ParamInputs {
     this.#trainable = trainable;
   }
 
-  #input(input: string, param: string, layout: ParamLayout): Sym {
+  #input(input: string, param: string, layout: ParamLayout, fed = true): Sym {
     let s = this.byName.get(input);
+    if (s && this.#specs.get(input)!.fed !== fed) {
+      throw new Error(`parameter input ${input} is used both fed and gradient-only`);
+    }
     if (!s) {
       const v = this.#model.params.get(param);
       if (!v) throw new Error(`model has no parameter ${param}`);
       const [kh, kw, ci, co] = v.shape;
+      const block = this.#t.nchwcBlock;
+      const up = (c: number) => Math.ceil(c / block) * block;
       const dims = layout === "oihw"
         ? [co, ci, kh, kw]
         : layout === "back"
         ? [ci, co, kh, kw]
+        : layout === "nchwc"
+        ? [up(co), up(ci), kh, kw]
+        : layout === "nchwc-back"
+        ? [up(ci), up(co), kh, kw]
         : v.shape;
-      const trainable = layout !== "back" && v.trainable && this.#trainable(param);
-      s = this.#t.input(input, dims, trainable);
+      const trainable = (layout === "as-is" || layout === "oihw") && v.trainable &&
+        this.#trainable(param);
+      s = !fed
+        ? (trainable ? this.#t.gradientOnly(input, dims) : { name: input, shape: dims })
+        : this.#t.input(input, dims, trainable);
       this.byName.set(input, s);
-      this.#specs.set(input, { param, layout, shape: v.shape });
+      this.#specs.set(input, { param, layout, shape: v.shape, fed, block });
     }
     return s;
   }
@@ -83,6 +106,24 @@ export class ParamInputs {
     return this.#input(`${name}:back`, name, "back");
   }
 
+  /**
+   * A 3 x 3 conv layer's kernels for {@linkcode Tape.conv} reading `inChannels` channels
+   * (`back`: also the input gradient's): on NCHWc kernels where {@linkcode Tape.blocked} says so
+   * (then the OIHW weight is gradient-only), else plain OIHW (and the flipped kernel).
+   */
+  conv(name: string, inChannels: number, outChannels: number, back: boolean): ConvInputs {
+    const fwd = this.#t.blocked(inChannels);
+    const bwd = back && this.#t.blocked(outChannels);
+    return {
+      w: fwd ? this.#input(name, name, "oihw", false) : this.convWeight(name),
+      wBack: back && !bwd ? this.convBack(name) : undefined,
+      blocked: {
+        w: fwd ? this.#input(`${name}:nchwc`, name, "nchwc") : undefined,
+        back: bwd ? this.#input(`${name}:nchwc-back`, name, "nchwc-back") : undefined,
+      },
+    };
+  }
+
   /** Trainable parameters that became graph inputs, in insertion order. */
   trainable(): Sym[] {
     return [...this.byName.values()].filter((s) => this.#t.needsGrad(s));
@@ -94,12 +135,60 @@ export class ParamInputs {
   }
 }
 
+/** A parameter in `spec`'s input layout, and that input's dims. */
+function toLayout(data: Float32Array, spec: ParamSpec): Feed {
+  const [kh, kw, ci, co] = spec.shape;
+  const b = spec.block;
+  const up = (c: number) => Math.ceil(c / b) * b;
+  switch (spec.layout) {
+    case "as-is":
+      return { data, dims: spec.shape };
+    case "oihw":
+      return { data: hwioToOihw(data, spec.shape), dims: [co, ci, kh, kw] };
+    case "back":
+      return { data: hwioToBack(data, spec.shape), dims: [ci, co, kh, kw] };
+    case "nchwc":
+      return { data: hwioToNchwc(data, spec.shape, b), dims: [up(co), up(ci), kh, kw] };
+    case "nchwc-back":
+      return { data: hwioToNchwcBack(data, spec.shape, b), dims: [up(ci), up(co), kh, kw] };
+  }
+}
+
 /** Feeds parameter inputs from tfjs variables and turns gradients back into their layout. */
 export class ParamFeeder {
   readonly #specs: ReadonlyMap<string, ParamSpec>;
+  /** Per converted input: the source index of each element (-1: zero padding). */
+  readonly #gathers = new Map<
+    string,
+    { index: Int32Array; dims: readonly number[]; out: Float32Array }
+  >();
 
   constructor(specs: ReadonlyMap<string, ParamSpec>) {
     this.#specs = specs;
+  }
+
+  /**
+   * The layout change of `input` as a gather table, made once by converting the element numbers
+   * 1..n (exact in float32 below 2^24: VGG's largest conv weight has 2.4M) with the layout's own
+   * function; every step then is one tight gather instead of per-element index arithmetic.
+   */
+  #gather(
+    input: string,
+    spec: ParamSpec,
+  ): { index: Int32Array; dims: readonly number[]; out: Float32Array } {
+    let g = this.#gathers.get(input);
+    if (!g) {
+      const numbers = new Float32Array(spec.shape.reduce((a, b) => a * b, 1));
+      for (let i = 0; i < numbers.length; i++) numbers[i] = i + 1;
+      const moved = toLayout(numbers, spec);
+      const index = new Int32Array(moved.data.length);
+      for (let i = 0; i < index.length; i++) index[i] = (moved.data[i] as number) - 1;
+      // the feed's buffer is reused step after step: a run has finished reading it when the next
+      // step converts (steps run one after another)
+      g = { index, dims: moved.dims, out: new Float32Array(index.length) };
+      this.#gathers.set(input, g);
+    }
+    return g;
   }
 
   /** Every parameter input's feed, read from `params`. */
@@ -107,6 +196,7 @@ export class ParamFeeder {
     const out: Record<string, Feed> = {};
     const cache = new Map<string, Float32Array>();
     for (const [input, spec] of this.#specs) {
+      if (!spec.fed) continue;
       const v = params.get(spec.param)!;
       let data = cache.get(spec.param);
       if (!data) {
@@ -115,10 +205,12 @@ export class ParamFeeder {
       }
       if (spec.layout === "as-is") out[input] = { data, dims: v.shape };
       else {
-        const [kh, kw, ci, co] = spec.shape;
-        out[input] = spec.layout === "oihw"
-          ? { data: hwioToOihw(data, spec.shape), dims: [co, ci, kh, kw] }
-          : { data: hwioToBack(data, spec.shape), dims: [ci, co, kh, kw] };
+        const { index, dims, out: moved } = this.#gather(input, spec);
+        for (let i = 0; i < index.length; i++) {
+          const j = index[i];
+          moved[i] = j >= 0 ? data[j] : 0;
+        }
+        out[input] = { data: moved, dims };
       }
     }
     return out;
@@ -216,6 +308,60 @@ export function hwioToBack(w: Float32Array, [kh, kw, ci, co]: readonly number[])
   return out;
 }
 
+/**
+ * A filter in onnxruntime's NCHWc layout for channel block `b` (MLAS' "OIHWBiBo"): output and
+ * input channels padded with zeros to multiples of b, stored as
+ * [O/b][I/b][kh][kw][b inputs][b outputs]; `at(o, i, y, x)` reads the unpadded [O, I, kh, kw]
+ * filter.
+ */
+export function blockFilter(
+  at: (o: number, i: number, y: number, x: number) => number,
+  [o, i, kh, kw]: readonly number[],
+  b: number,
+): Float32Array {
+  const ob = Math.ceil(o / b);
+  const ib = Math.ceil(i / b);
+  const out = new Float32Array(ob * ib * kh * kw * b * b);
+  let p = 0;
+  for (let bo = 0; bo < ob; bo++) {
+    for (let bi = 0; bi < ib; bi++) {
+      for (let y = 0; y < kh; y++) {
+        for (let x = 0; x < kw; x++) {
+          for (let ii = bi * b; ii < (bi + 1) * b; ii++) {
+            for (let oo = bo * b; oo < (bo + 1) * b; oo++, p++) {
+              if (oo < o && ii < i) out[p] = at(oo, ii, y, x);
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** HWIO [kh, kw, i, o] -> the NCHWc forward filter (see {@linkcode blockFilter}). */
+export function hwioToNchwc(w: Float32Array, shape: readonly number[], b: number): Float32Array {
+  const [kh, kw, ci, co] = shape;
+  return blockFilter((o, i, y, x) => w[((y * kw + x) * ci + i) * co + o], [co, ci, kh, kw], b);
+}
+
+/**
+ * HWIO [kh, kw, i, o] -> the NCHWc filter of the input gradient: the kernel flipped in both
+ * axes with inputs and outputs swapped (as {@linkcode hwioToBack}), blocked.
+ */
+export function hwioToNchwcBack(
+  w: Float32Array,
+  shape: readonly number[],
+  b: number,
+): Float32Array {
+  const [kh, kw, ci, co] = shape;
+  return blockFilter(
+    (o, i, y, x) => w[(((kh - 1 - y) * kw + (kw - 1 - x)) * ci + o) * co + i],
+    [ci, co, kh, kw],
+    b,
+  );
+}
+
 /** Options of {@linkcode addVggTrain}. */
 export interface VggGraphOptions {
   /** Stop after this trunk layer. */
@@ -260,8 +406,8 @@ export function addVggTrain(
     }
     if (l.kind === "conv") {
       const c = l.outChannels;
-      const w = params.convWeight(`${l.name}.weight`);
-      const z = t.conv(h, w, 1, t.needsGrad(h) ? params.convBack(`${l.name}.weight`) : undefined);
+      const k = params.conv(`${l.name}.weight`, h.shape[1], c, t.needsGrad(h));
+      const z = t.conv(h, k.w, 1, k.wBack, k.blocked);
       const gamma = t.reshape(params.get(`${l.name}.bn.weight`), [1, c, 1, 1]);
       const beta = t.reshape(params.get(`${l.name}.bn.bias`), [1, c, 1, 1]);
       const bias = t.reshape(params.get(`${l.name}.bias`), [1, c, 1, 1]);

@@ -113,6 +113,8 @@ export class OnnxGraph {
   readonly #inputs: OnnxNs.IValueInfoProto[] = [];
   readonly #outputs: OnnxNs.IValueInfoProto[] = [];
   readonly #names = new Set<string>();
+  /** Operator domains other than the default one that nodes use (opset version 1 each). */
+  readonly #domains = new Set<string>();
   #counter = 0;
 
   /** A fresh tensor name starting with `base`. */
@@ -168,21 +170,28 @@ export class OnnxGraph {
     return name;
   }
 
-  /** Adds a node; returns the name of its output (`out`, or a fresh name from the op type). */
+  /**
+   * Adds a node; returns the name of its output (`out`, or a fresh name from the op type).
+   * `domain`: an operator set other than ONNX's (e.g. onnxruntime's `com.microsoft.nchwc`),
+   * imported at version 1.
+   */
   node(
     opType: string,
     inputs: string[],
     attrs: Record<string, AttrValue> = {},
     out?: string,
+    domain?: string,
   ): string {
     const output = out ?? this.fresh(opType.toLowerCase());
     if (out) {
       if (this.#names.has(out)) throw CoreError.invalidArgument(`onnx: duplicate name ${out}`);
       this.#names.add(out);
     }
+    if (domain) this.#domains.add(domain);
     this.#nodes.push({
       name: `${output}_node`,
       opType,
+      ...(domain ? { domain } : {}),
       input: inputs,
       output: [output],
       attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
@@ -220,7 +229,10 @@ export class OnnxGraph {
       domain: "org.cotrain",
       modelVersion: 1,
       docString: options.doc ?? "",
-      opsetImport: [{ domain: "", version: OPSET }],
+      opsetImport: [
+        { domain: "", version: OPSET },
+        ...[...this.#domains].map((domain) => ({ domain, version: 1 })),
+      ],
       metadataProps: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
       graph: {
         name: options.name ?? "cotrain",
