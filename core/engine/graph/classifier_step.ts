@@ -128,7 +128,12 @@ export function dropoutMasks(
   const one = (k: number) => {
     const rng = rngFor(seed, "head-dropout", k);
     const m = new Float32Array(len);
-    for (let i = 0; i < len; i++) m[i] = rng.next() & 1 ? 2 : 0;
+    // every bit of a 32-bit draw keeps or drops one unit (1 in 32 the draws of one per unit)
+    for (let i = 0; i < len; i += 32) {
+      const bits = rng.next();
+      const end = Math.min(len, i + 32);
+      for (let j = i; j < end; j++) m[j] = (bits >>> (j - i)) & 1 ? 2 : 0;
+    }
     return m;
   };
   return [one(1), one(2)];

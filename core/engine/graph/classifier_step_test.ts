@@ -21,7 +21,7 @@ import { featureConsistency } from "../../train/oracle.ts";
 import { SHARED_LAYER } from "../../models/mtl.ts";
 import { vggForward } from "../../models/vgg.ts";
 import { Sgd } from "../../train/optim.ts";
-import { ClassifierStep, sharedGrid } from "./classifier_step.ts";
+import { ClassifierStep, dropoutMasks, sharedGrid } from "./classifier_step.ts";
 import { headGrid } from "./vgg.ts";
 
 await initBackend("cpu");
@@ -286,4 +286,25 @@ Deno.test("live tensors stay constant over 100 steps, and the same seed gives th
   const c = await run(3);
   assertEquals(b.bytes, c.bytes);
   assertEquals(b.mu, c.mu);
+});
+
+Deno.test("dropout masks: units 0 or 2, about half kept, independent per layer, the same per seed", () => {
+  const model = createMtl({ width: 0.125, inChannels: 1, classes: 3, neurons: 0, seed: 0 });
+  const [a, b] = dropoutMasks(model.vgg, 8, 64, 64, 5);
+  const [a2] = dropoutMasks(model.vgg, 8, 64, 64, 5);
+  const [c] = dropoutMasks(model.vgg, 8, 64, 64, 6);
+  assertEquals(a.length, 8 * 2 * 2 * model.vgg.head!.hidden);
+  assert(a.every((v) => v === 0 || v === 2), "0 or 2");
+  const kept = a.reduce((s, v) => s + v / 2, 0) / a.length;
+  assert(Math.abs(kept - 0.5) < 0.03, `kept ${kept}`);
+  const same = (x: Float32Array, y: Float32Array) => x.every((v, i) => v === y[i]);
+  assert(same(a, a2), "same seed, same mask");
+  assert(!same(a, b) && !same(a, c), "other layer or seed, other mask");
+  // neighbouring units are not correlated (one random bit each)
+  let agree = 0;
+  for (let i = 1; i < a.length; i++) agree += a[i] === a[i - 1] ? 1 : 0;
+  assert(
+    Math.abs(agree / (a.length - 1) - 0.5) < 0.03,
+    `neighbours agree ${agree / (a.length - 1)}`,
+  );
 });
