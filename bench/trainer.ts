@@ -10,6 +10,9 @@
  * bench/peers/torch_mtl_train.py, the same MTL 1:1 step (shared trunk to conv3_1, Gaussian
  * readout, Kendall task weights), for the MTL lines marked `vs-mtl-peer`.
  *
+ * Each width runs three rounds (peers, then cotrain, back to back); every figure is the median over
+ * the rounds.
+ *
  * Metrics: `train_img_s` counts classification images per second; the MTL case also reports
  * `train_all_img_s`, classification plus neural images per second (each step sees both).
  *
@@ -93,25 +96,53 @@ async function trainerImgPerSec(kind: string, width: number, steps: number): Pro
   return ((lastStep - s0) * BATCH) / ((last - t0) / 1000);
 }
 
-/** Runs the trainer benchmark. */
+/** The median of `xs` (an odd count: the middle one). */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/**
+ * Runs the trainer benchmark. This machine's speed drifts by a third within minutes (PyTorch's own
+ * figure included), so each width is measured in `rounds` rounds of peers then cotrain, back to
+ * back, and every figure is the median over the rounds: a drift hits both sides of a round alike.
+ */
 export async function* run(options: BenchOptions): AsyncIterable<BenchLine> {
   const progress = options.progress ?? ((m: string) => console.error(m));
   const widths = options.quick ? [0.125] : [0.125, 0.25];
+  const rounds = options.quick ? 1 : 3;
   await initBackend("wasm");
   for (const width of widths) {
     const key = `vgg19bn-w${width}-${SIZE}px-b${BATCH}`;
     const steps = options.quick ? 6 : width <= 0.125 ? 16 : 8;
-    progress(`trainer ${key}: PyTorch peers`);
-    const torch = await torchPeer(width, options.quick ? 5 : 10);
-    const torchMtl = await torchMtlPeer(width, options.quick ? 5 : 10);
-    progress(`trainer ${key}: Baseline`);
-    const base = await trainerImgPerSec("baseline", width, steps);
-    yield line(`${key}-baseline`, "train_img_s", base, torch);
-    progress(`trainer ${key}: MTL 1:1`);
-    const mtl = await trainerImgPerSec("mtl", width, steps);
-    yield line(`${key}-mtl-1:1`, "train_img_s", mtl, torch);
-    yield line(`${key}-mtl-1:1`, "train_all_img_s", 2 * mtl, torch);
-    yield line(`${key}-mtl-1:1-vs-mtl-peer`, "train_img_s", mtl, torchMtl);
+    const peerSteps = options.quick ? 5 : 10;
+    const got = { torch: [] as TorchPeerResult[], torchMtl: [] as TorchPeerResult[] };
+    const base: number[] = [];
+    const mtl: number[] = [];
+    for (let r = 1; r <= rounds; r++) {
+      progress(`trainer ${key} round ${r}/${rounds}: PyTorch peers`);
+      got.torch.push(await torchPeer(width, peerSteps));
+      got.torchMtl.push(await torchMtlPeer(width, peerSteps));
+      progress(`trainer ${key} round ${r}/${rounds}: Baseline, MTL 1:1`);
+      base.push(await trainerImgPerSec("baseline", width, steps));
+      mtl.push(await trainerImgPerSec("mtl", width, steps));
+      progress(
+        `trainer ${key} round ${r}: PyTorch ${got.torch[r - 1].train_img_s}, PyTorch MTL ` +
+          `${got.torchMtl[r - 1].train_img_s}, Baseline ${round1(base[r - 1])}, MTL ${
+            round1(mtl[r - 1])
+          } img/s`,
+      );
+    }
+    const peer = (runs: TorchPeerResult[]): TorchPeerResult => ({
+      ...runs[0],
+      train_img_s: median(runs.map((t) => t.train_img_s)),
+    });
+    const torch = peer(got.torch);
+    const torchMtl = peer(got.torchMtl);
+    yield line(`${key}-baseline`, "train_img_s", median(base), torch);
+    yield line(`${key}-mtl-1:1`, "train_img_s", median(mtl), torch);
+    yield line(`${key}-mtl-1:1`, "train_all_img_s", 2 * median(mtl), torch);
+    yield line(`${key}-mtl-1:1-vs-mtl-peer`, "train_img_s", median(mtl), torchMtl);
   }
 }
 
