@@ -416,7 +416,7 @@ export class Tape {
 
   /**
    * Conv of x NCHW with `kernel` already in NCHWc filter layout ([O', C', k, k] blocked, see
-   * core/engine/graph/vgg.ts' blockFilter): x reordered to channel blocks, onnxruntime's NCHWc
+   * core/engine/graph/vgg.ts' hwioToNchwc): x reordered to channel blocks, onnxruntime's NCHWc
    * Conv, the result reordered back to NCHW with its `outChannels` channels.
    */
   #nchwcConv(

@@ -135,8 +135,8 @@ export class ParamInputs {
   }
 }
 
-/** A parameter in `spec`'s input layout, and that input's dims. */
-function toLayout(data: Float32Array, spec: ParamSpec): Feed {
+/** A parameter in `spec`'s input layout (into `out` if given), and that input's dims. */
+function toLayout(data: Float32Array, spec: ParamSpec, out?: Float32Array): Feed {
   const [kh, kw, ci, co] = spec.shape;
   const b = spec.block;
   const up = (c: number) => Math.ceil(c / b) * b;
@@ -144,51 +144,27 @@ function toLayout(data: Float32Array, spec: ParamSpec): Feed {
     case "as-is":
       return { data, dims: spec.shape };
     case "oihw":
-      return { data: hwioToOihw(data, spec.shape), dims: [co, ci, kh, kw] };
+      return { data: hwioToOihw(data, spec.shape, out), dims: [co, ci, kh, kw] };
     case "back":
-      return { data: hwioToBack(data, spec.shape), dims: [ci, co, kh, kw] };
+      return { data: hwioToBack(data, spec.shape, out), dims: [ci, co, kh, kw] };
     case "nchwc":
-      return { data: hwioToNchwc(data, spec.shape, b), dims: [up(co), up(ci), kh, kw] };
+      return { data: hwioToNchwc(data, spec.shape, b, out), dims: [up(co), up(ci), kh, kw] };
     case "nchwc-back":
-      return { data: hwioToNchwcBack(data, spec.shape, b), dims: [up(ci), up(co), kh, kw] };
+      return { data: hwioToNchwcBack(data, spec.shape, b, out), dims: [up(ci), up(co), kh, kw] };
   }
 }
 
 /** Feeds parameter inputs from tfjs variables and turns gradients back into their layout. */
 export class ParamFeeder {
   readonly #specs: ReadonlyMap<string, ParamSpec>;
-  /** Per converted input: the source index of each element (-1: zero padding). */
-  readonly #gathers = new Map<
-    string,
-    { index: Int32Array; dims: readonly number[]; out: Float32Array }
-  >();
+  /**
+   * Each converted input's buffer, reused step after step: a run has finished reading it when the
+   * next step converts (steps run one after another).
+   */
+  readonly #buffers = new Map<string, Float32Array>();
 
   constructor(specs: ReadonlyMap<string, ParamSpec>) {
     this.#specs = specs;
-  }
-
-  /**
-   * The layout change of `input` as a gather table, made once by converting the element numbers
-   * 1..n (exact in float32 below 2^24: VGG's largest conv weight has 2.4M) with the layout's own
-   * function; every step then is one tight gather instead of per-element index arithmetic.
-   */
-  #gather(
-    input: string,
-    spec: ParamSpec,
-  ): { index: Int32Array; dims: readonly number[]; out: Float32Array } {
-    let g = this.#gathers.get(input);
-    if (!g) {
-      const numbers = new Float32Array(spec.shape.reduce((a, b) => a * b, 1));
-      for (let i = 0; i < numbers.length; i++) numbers[i] = i + 1;
-      const moved = toLayout(numbers, spec);
-      const index = new Int32Array(moved.data.length);
-      for (let i = 0; i < index.length; i++) index[i] = (moved.data[i] as number) - 1;
-      // the feed's buffer is reused step after step: a run has finished reading it when the next
-      // step converts (steps run one after another)
-      g = { index, dims: moved.dims, out: new Float32Array(index.length) };
-      this.#gathers.set(input, g);
-    }
-    return g;
   }
 
   /** Every parameter input's feed, read from `params`. */
@@ -203,15 +179,9 @@ export class ParamFeeder {
         data = v.dataSync() as Float32Array;
         cache.set(spec.param, data);
       }
-      if (spec.layout === "as-is") out[input] = { data, dims: v.shape };
-      else {
-        const { index, dims, out: moved } = this.#gather(input, spec);
-        for (let i = 0; i < index.length; i++) {
-          const j = index[i];
-          moved[i] = j >= 0 ? data[j] : 0;
-        }
-        out[input] = { data: moved, dims };
-      }
+      const feed = toLayout(data, spec, this.#buffers.get(input));
+      if (spec.layout !== "as-is") this.#buffers.set(input, feed.data as Float32Array);
+      out[input] = feed;
     }
     return out;
   }
@@ -265,8 +235,11 @@ export function outputGradients(t: Tape, wrt: Sym[], grads: (Sym | null)[]): Par
 }
 
 /** HWIO [kh, kw, i, o] -> OIHW. */
-export function hwioToOihw(w: Float32Array, [kh, kw, ci, co]: readonly number[]): Float32Array {
-  const out = new Float32Array(w.length);
+export function hwioToOihw(
+  w: Float32Array,
+  [kh, kw, ci, co]: readonly number[],
+  out: Float32Array = new Float32Array(w.length),
+): Float32Array {
   for (let y = 0; y < kh; y++) {
     for (let x = 0; x < kw; x++) {
       for (let i = 0; i < ci; i++) {
@@ -293,8 +266,11 @@ export function oihwToHwio(w: Float32Array, [kh, kw, ci, co]: readonly number[])
 }
 
 /** HWIO [kh, kw, i, o] -> the input gradient's kernel [i, o, kh, kw], flipped in both axes. */
-export function hwioToBack(w: Float32Array, [kh, kw, ci, co]: readonly number[]): Float32Array {
-  const out = new Float32Array(w.length);
+export function hwioToBack(
+  w: Float32Array,
+  [kh, kw, ci, co]: readonly number[],
+  out: Float32Array = new Float32Array(w.length),
+): Float32Array {
   for (let y = 0; y < kh; y++) {
     for (let x = 0; x < kw; x++) {
       for (let i = 0; i < ci; i++) {
@@ -309,29 +285,29 @@ export function hwioToBack(w: Float32Array, [kh, kw, ci, co]: readonly number[])
 }
 
 /**
- * A filter in onnxruntime's NCHWc layout for channel block `b` (MLAS' "OIHWBiBo"): output and
- * input channels padded with zeros to multiples of b, stored as
- * [O/b][I/b][kh][kw][b inputs][b outputs]; `at(o, i, y, x)` reads the unpadded [O, I, kh, kw]
- * filter.
+ * HWIO [kh, kw, i, o] -> onnxruntime's NCHWc filter layout for channel block `b` (MLAS'
+ * "OIHWBiBo"): channels padded with zeros to multiples of b, stored as
+ * [O/b][I/b][kh][kw][b inputs][b outputs]. `out` (zeros where padded) may be reused: padding is
+ * never written.
  */
-export function blockFilter(
-  at: (o: number, i: number, y: number, x: number) => number,
-  [o, i, kh, kw]: readonly number[],
+export function hwioToNchwc(
+  w: Float32Array,
+  [kh, kw, ci, co]: readonly number[],
   b: number,
+  out: Float32Array = new Float32Array(Math.ceil(co / b) * Math.ceil(ci / b) * b * b * kh * kw),
 ): Float32Array {
-  const ob = Math.ceil(o / b);
-  const ib = Math.ceil(i / b);
-  const out = new Float32Array(ob * ib * kh * kw * b * b);
-  let p = 0;
-  for (let bo = 0; bo < ob; bo++) {
-    for (let bi = 0; bi < ib; bi++) {
-      for (let y = 0; y < kh; y++) {
-        for (let x = 0; x < kw; x++) {
-          for (let ii = bi * b; ii < (bi + 1) * b; ii++) {
-            for (let oo = bo * b; oo < (bo + 1) * b; oo++, p++) {
-              if (oo < o && ii < i) out[p] = at(oo, ii, y, x);
-            }
-          }
+  const ib = Math.ceil(ci / b);
+  const blockStride = ib * kh * kw * b * b; // one block of outputs
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      for (let i = 0; i < ci; i++) {
+        const src = ((y * kw + x) * ci + i) * co;
+        const bi = (i / b) | 0;
+        const row = ((((bi * kh + y) * kw + x) * b) + (i - bi * b)) * b;
+        // a block's b outputs are contiguous on both sides
+        for (let o0 = 0, dst = row; o0 < co; o0 += b, dst += blockStride) {
+          const n = Math.min(b, co - o0);
+          for (let k = 0; k < n; k++) out[dst + k] = w[src + o0 + k];
         }
       }
     }
@@ -339,27 +315,35 @@ export function blockFilter(
   return out;
 }
 
-/** HWIO [kh, kw, i, o] -> the NCHWc forward filter (see {@linkcode blockFilter}). */
-export function hwioToNchwc(w: Float32Array, shape: readonly number[], b: number): Float32Array {
-  const [kh, kw, ci, co] = shape;
-  return blockFilter((o, i, y, x) => w[((y * kw + x) * ci + i) * co + o], [co, ci, kh, kw], b);
-}
-
 /**
- * HWIO [kh, kw, i, o] -> the NCHWc filter of the input gradient: the kernel flipped in both
- * axes with inputs and outputs swapped (as {@linkcode hwioToBack}), blocked.
+ * HWIO [kh, kw, i, o] -> the NCHWc filter of the input gradient: the kernel flipped in both axes
+ * with inputs and outputs swapped (as {@linkcode hwioToBack}: o inputs, i outputs), blocked as
+ * {@linkcode hwioToNchwc}.
  */
 export function hwioToNchwcBack(
   w: Float32Array,
-  shape: readonly number[],
+  [kh, kw, ci, co]: readonly number[],
   b: number,
+  out: Float32Array = new Float32Array(Math.ceil(co / b) * Math.ceil(ci / b) * b * b * kh * kw),
 ): Float32Array {
-  const [kh, kw, ci, co] = shape;
-  return blockFilter(
-    (o, i, y, x) => w[(((kh - 1 - y) * kw + (kw - 1 - x)) * ci + o) * co + i],
-    [ci, co, kh, kw],
-    b,
-  );
+  const ob = Math.ceil(co / b); // input blocks of the backward convolution
+  const taps = kh * kw;
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      const tap = (kh - 1 - y) * kw + (kw - 1 - x);
+      for (let i = 0; i < ci; i++) {
+        const src = ((y * kw + x) * ci + i) * co;
+        const bi = (i / b) | 0;
+        const lane = i - bi * b;
+        for (let o0 = 0, blk = bi * ob; o0 < co; o0 += b, blk++) {
+          const n = Math.min(b, co - o0);
+          const dst = (blk * taps + tap) * b * b + lane;
+          for (let k = 0; k < n; k++) out[dst + k * b] = w[src + o0 + k];
+        }
+      }
+    }
+  }
+  return out;
 }
 
 /** Options of {@linkcode addVggTrain}. */
