@@ -11,7 +11,7 @@ import { initBackend } from "../backend.ts";
 import { biasBatchNormRelu } from "../kernels/ops.ts";
 import { loadProgram, nchwcBlock } from "./program.ts";
 import { Tape } from "./tape.ts";
-import { hwioToNchwc, hwioToNchwcBack } from "./vgg.ts";
+import { hwioToNchwc, hwioToNchwcBack } from "../layouts.ts";
 
 await initBackend("cpu");
 

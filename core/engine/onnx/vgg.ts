@@ -24,6 +24,7 @@
 import { BN_EPS, layerNames, type VggModel } from "../../models/vgg.ts";
 import { CoreError } from "../../errors.ts";
 import { COTRAIN_VERSION, type Dim, OnnxGraph, OPSET, stableJson } from "./graph.ts";
+import { hwioToOihw } from "../layouts.ts";
 
 /** Name of the image input of every exported VGG graph. */
 export const IMAGES_INPUT = "images";
@@ -97,21 +98,6 @@ export function foldBatchNorm(
     }
   }
   return { weight, bias, dims: [cout, cin, kh, kw] };
-}
-
-/** HWIO -> OIHW without folding (the head's 1x1 convs). */
-function hwioToOihw(w: Float32Array, [kh, kw, cin, cout]: number[]): Float32Array {
-  const out = new Float32Array(w.length);
-  for (let h = 0; h < kh; h++) {
-    for (let x = 0; x < kw; x++) {
-      for (let i = 0; i < cin; i++) {
-        for (let o = 0; o < cout; o++) {
-          out[((o * cin + i) * kh + h) * kw + x] = w[((h * kw + x) * cin + i) * cout + o];
-        }
-      }
-    }
-  }
-  return out;
 }
 
 function read(model: VggModel, name: string): { data: Float32Array; shape: number[] } {
