@@ -17,6 +17,7 @@ import { type Bench, stderrProgress } from "./lib.ts";
 export const BENCHES: Record<string, () => Promise<Bench>> = {
   transport: () => import("./transport.ts"),
   engine: () => import("./engine.ts"),
+  exports: () => import("./exports.ts"),
   corruptions: () => import("./corruptions.ts"),
   trainer: () => import("./trainer.ts"),
   predictor: () => import("./predictor.ts"),

@@ -28,6 +28,7 @@ import { type ClassifierData, trainClassifier } from "../core/train/classifier.t
 import {
   type BenchLine,
   type BenchOptions,
+  median,
   round1,
   runTorchPeer,
   type TorchPeerResult,
@@ -94,12 +95,6 @@ async function trainerImgPerSec(kind: string, width: number, steps: number): Pro
   }
   disposeMtl(r.value.model);
   return ((lastStep - s0) * BATCH) / ((last - t0) / 1000);
-}
-
-/** The median of `xs` (an odd count: the middle one). */
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 /**
