@@ -7,10 +7,7 @@
 import * as ort from "onnxruntime-node";
 import { CoreError } from "../../errors.ts";
 import { cpuSessionOptions } from "../onnx/session.ts";
-import { OnnxGraph } from "../onnx/graph.ts";
-
-/** onnxruntime's operator domain of its blocked-channel (NCHWc) CPU kernels. */
-export const NCHWC_DOMAIN = "com.microsoft.nchwc";
+import { NCHWC_DOMAIN, OnnxGraph } from "../onnx/graph.ts";
 
 /** A float32 (or int64 index) array with its dims. */
 export interface Feed {

@@ -28,10 +28,7 @@
  * ```
  * @module
  */
-import { OnnxGraph } from "../onnx/graph.ts";
-
-/** onnxruntime's operator domain of its blocked-channel (NCHWc) CPU kernels. */
-const NCHWC = "com.microsoft.nchwc";
+import { NCHWC_DOMAIN, OnnxGraph } from "../onnx/graph.ts";
 
 /** A symbolic tensor: its name in the graph and its static shape. */
 export interface Sym {
@@ -416,7 +413,7 @@ export class Tape {
 
   /**
    * Conv of x NCHW with `kernel` already in NCHWc filter layout ([O', C', k, k] blocked, see
-   * core/engine/graph/vgg.ts' hwioToNchwc): x reordered to channel blocks, onnxruntime's NCHWc
+   * core/engine/layouts.ts' hwioToNchwc): x reordered to channel blocks, onnxruntime's NCHWc
    * Conv, the result reordered back to NCHW with its `outChannels` channels.
    */
   #nchwcConv(
@@ -445,7 +442,7 @@ export class Tape {
     shape: readonly number[],
     attrs: Record<string, number | number[]>,
   ): Sym {
-    const name = this.g.node(op, inputs.map((i) => i.name), attrs, undefined, NCHWC);
+    const name = this.g.node(op, inputs.map((i) => i.name), attrs, undefined, NCHWC_DOMAIN);
     return { name, shape };
   }
 

@@ -30,6 +30,8 @@ export const onnx: typeof OnnxNs = (onnxProto as unknown as { onnx: typeof OnnxN
 export const OPSET = 17;
 /** IR version written into every model (onnx-proto's schema is ONNX 1.10, IR 8). */
 export const IR_VERSION = 8;
+/** onnxruntime's operator domain of its blocked-channel (NCHWc) CPU kernels (opset version 1). */
+export const NCHWC_DOMAIN = "com.microsoft.nchwc";
 /** Producer name and version written into every model. */
 export const PRODUCER = "cotrain";
 /** cotrain's version as written into exported models (`cotrain_version` metadata). */

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejectsCode } from "../../../test/assert.ts";
-import { OnnxGraph } from "./graph.ts";
+import { NCHWC_DOMAIN, onnx, OnnxGraph, OPSET } from "./graph.ts";
 import { createOnnxSession, ONNXRUNTIME_VERSION } from "./session.ts";
 
 function reluModel(): Uint8Array {
@@ -36,4 +36,18 @@ Deno.test("onnx session: bad bytes, shapes and use after release are mapped erro
   await s.release();
   await s.release();
   await assertRejectsCode(s.run(new Float32Array(3), [1, 3]), "FAILED_PRECONDITION");
+});
+
+Deno.test("onnx graph: a node of another operator domain imports that domain once, at version 1", () => {
+  const g = new OnnxGraph();
+  g.input("x", [1, 4, 2, 2]);
+  const r = g.node("ReorderInput", ["x"], {}, undefined, NCHWC_DOMAIN);
+  const o = g.node("ReorderOutput", [r], { channels: 4 }, undefined, NCHWC_DOMAIN);
+  g.output(g.node("Relu", [o]), "y", [1, 4, 2, 2]);
+  const m = onnx.ModelProto.decode(g.toModel());
+  assertEquals(
+    m.opsetImport.map((i) => [i.domain, Number(i.version)]),
+    [["", OPSET], [NCHWC_DOMAIN, 1]],
+  );
+  assertEquals(m.graph!.node!.map((n) => n.domain ?? ""), [NCHWC_DOMAIN, NCHWC_DOMAIN, "", ""]);
 });
