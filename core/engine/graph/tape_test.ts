@@ -24,18 +24,25 @@ const nhwc = (d: Float32Array, [n, c, h, w]: number[]) =>
   tf.transpose(tf.tensor4d(d, [n, c, h, w]), [0, 2, 3, 1]);
 const nchw = (t: tf.Tensor) => tf.transpose(t, [0, 3, 1, 2]).dataSync();
 
-for (const [k, side, perImageFrom] of [[3, 8, 0], [3, 8, 1e9], [1, 4, 0], [1, 4, 1e9]]) {
-  Deno.test(`conv ${k}x${k} on ${side}x${side}, weight gradient ${perImageFrom ? "as one 3-D conv" : "per image"}`, async () => {
+for (
+  const [k, hh, ww, perImageFrom] of [[3, 8, 8, 0], [3, 8, 8, 1e9], [3, 7, 5, 0], [1, 4, 4, 0], [
+    1,
+    4,
+    4,
+    1e9,
+  ]]
+) {
+  Deno.test(`conv ${k}x${k} on ${hh}x${ww}, weight gradient ${perImageFrom ? "as one 3-D conv" : "per image (shifted runs)"}`, async () => {
     const [n, c, o] = [3, 5, 4];
     const pad = (k - 1) / 2;
-    const xs = [n, c, side, side];
+    const xs = [n, c, hh, ww];
     const x = rand(xs, 1, true);
     const w = rand([o, c, k, k], 2);
-    const g = rand([n, o, side, side], 3);
+    const g = rand([n, o, hh, ww], 3);
     const t = new Tape({ perImageWeightGradFrom: perImageFrom });
     const xi = t.input("x", xs, true);
     const wi = t.input("w", [o, c, k, k], true);
-    const gi = t.input("g", [n, o, side, side], false);
+    const gi = t.input("g", [n, o, hh, ww], false);
     const loss = t.sumAll(t.mul(t.conv(xi, wi, pad), gi));
     const [gx, gw] = t.gradients(loss, [xi, wi]);
     t.output(gx!, "gx");
@@ -44,7 +51,7 @@ for (const [k, side, perImageFrom] of [[3, 8, 0], [3, 8, 1e9], [1, 4, 0], [1, 4,
     const out = await p.run({
       x: { data: x, dims: xs },
       w: { data: w, dims: [o, c, k, k] },
-      g: { data: g, dims: [n, o, side, side] },
+      g: { data: g, dims: [n, o, hh, ww] },
     });
     await p.release();
     const wt = tf.transpose(tf.tensor4d(w, [o, c, k, k]), [2, 3, 1, 0]);
@@ -52,7 +59,7 @@ for (const [k, side, perImageFrom] of [[3, 8, 0], [3, 8, 1e9], [1, 4, 0], [1, 4,
       tf.sum(
         tf.mul(
           tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, "same"),
-          nhwc(g, [n, o, side, side]),
+          nhwc(g, [n, o, hh, ww]),
         ),
       )
     )([nhwc(x, xs), wt]);
