@@ -407,11 +407,14 @@ Deno.test("neural-predictor: a killed Train resumes from its last saved epoch", 
     const resumed = await train(c.np, c.dataset, options);
     const first = resumed[0].progress!;
     assertEquals(first.stage, "resume");
-    assertEquals(first.epoch, 2);
+    // the client cancels after its second epoch event; a smoke-scale epoch is short enough that
+    // the server may finish and save the third before the cancellation reaches it
+    const from = first.epoch;
+    assert(from === 2 || from === 3, `resumed from epoch ${from}`);
     const epochs = resumed.filter((e) => e.progress?.stage === "train").map((e) =>
       e.progress!.epoch
     );
-    assertEquals(epochs, [3, 4]);
+    assertEquals(epochs, from === 2 ? [3, 4] : [4]);
     const result = resumed.at(-1)!.result!;
     assertEquals(result.state, "JOB_STATE_RESUMED");
     assertEquals(result.epochs, 4);

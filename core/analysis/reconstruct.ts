@@ -51,6 +51,7 @@ import { loadMtlCheckpoint, MODEL_KIND } from "../train/classifier_checkpoint.ts
 import { disposePredictor, loadPredictor, PREDICTOR_KIND } from "../train/predictor.ts";
 import { exportFeaturesOnnx, exportReconstructionGradOnnx, openGradSession } from "./onnx_grad.ts";
 import { blurInPlace, gaussianKernel1d } from "./blur.ts";
+import { yieldTurn } from "../event_loop.ts";
 
 /** The layer the paper reconstructs from. */
 export const DEFAULT_LAYER = "conv3_1";
@@ -516,7 +517,7 @@ export async function* reconstructSteps(
         lastTurn = performance.now();
         yield { step, steps: o.steps, losses, elapsedS: (performance.now() - started) / 1000 };
       } else if (performance.now() - lastTurn > 20) {
-        await new Promise((r) => setTimeout(r, 0)); // a turn for the event loop (cancellation)
+        await yieldTurn(); // a turn for the event loop (cancellation)
         lastTurn = performance.now();
       }
     }

@@ -66,6 +66,7 @@ import {
   type TrainerState,
   writeTrainerCheckpoint,
 } from "./classifier_checkpoint.ts";
+import { yieldTurn } from "../event_loop.ts";
 
 export { isMtl, MODEL_KINDS, type ModelKind, resolveTrainConfig } from "./classifier_config.ts";
 export type { TrainConfig, TrainConfigInput } from "./classifier_config.ts";
@@ -257,8 +258,6 @@ function gatherTargets(t: NeuralTargets, rows: Int32Array): tf.Tensor2D {
 function toTensor(x: { data: Float32Array; shape: number[] }): tf.Tensor4D {
   return tf.tensor4d(x.data, x.shape as [number, number, number, number]);
 }
-
-const tick = () => new Promise<void>((r) => setTimeout(r, 0));
 
 /** Trains a classifier; yields progress, returns the result (see the module doc). */
 export async function* trainClassifier(
@@ -513,7 +512,7 @@ export async function* trainClassifier(
             elapsedS: (performance.now() - started) / 1000,
           };
         }
-        await tick();
+        await yieldTurn();
       }
       // validation and the schedule
       const valAccuracy = accuracy(model, data.val, options.evalBatch);

@@ -80,6 +80,7 @@ import { SPLIT } from "../data/v1_arrays.ts";
 import { rngFor } from "../random.ts";
 import { type TrainEngine, trainEngine } from "../engine/graph/program.ts";
 import { PredictorStep } from "../engine/graph/predictor_step.ts";
+import { yieldTurn } from "../event_loop.ts";
 
 /** What defines a predictor (stored in its checkpoints). */
 export interface PredictorConfig {
@@ -880,7 +881,7 @@ export class PredictorTrainer {
       signal?.throwIfAborted();
       total += await this.step(batches[i], this.options.seed * 1_000_003 + epoch * 10_007 + i);
       images += batches[i].rows.length;
-      await new Promise((r) => setTimeout(r, 0)); // let the event loop run (cancellation, health)
+      await yieldTurn(); // let the event loop run (cancellation, health)
     }
     const val = validationCorrelation(this.predictor, this.data);
     const d = this.schedule.observe(Number.isFinite(val) ? val : -Infinity);

@@ -32,6 +32,7 @@ import {
   tensorOrRef,
   type TensorOrRefMsg,
 } from "../../platform/tensor/tensor.ts";
+import { yieldTurn } from "../../core/event_loop.ts";
 
 /** Fully qualified service name. */
 export const CORRUPTION_SERVICE = "cotrain.v1.CorruptionGenerator";
@@ -214,7 +215,7 @@ export function corruptionHandlers(deps: CorruptionDeps): ServiceHandlers {
             },
           };
           // Let the event loop breathe (cancellation, health checks) between pairs.
-          await new Promise((r) => setTimeout(r, 0));
+          await yieldTurn();
         }
       }
     },

@@ -58,6 +58,7 @@ import {
   type TensorOrRefMsg,
   type TensorRefMsg,
 } from "../../platform/tensor/tensor.ts";
+import { yieldTurn } from "../../core/event_loop.ts";
 
 /** Fully qualified service name. */
 export const NEURAL_PREDICTOR_SERVICE = "cotrain.v1.NeuralPredictor";
@@ -409,7 +410,7 @@ async function runPredict(
     ctx?.throwIfCancelled();
     const b = Math.min(chunk, n - i);
     out.set(predict(m.predictor, x.data.subarray(i * h * w, (i + b) * h * w), [b, h, w, 1]), i * k);
-    await new Promise((r) => setTimeout(r, 0));
+    await yieldTurn();
   }
   return out;
 }
