@@ -24,7 +24,14 @@ import {
   ONNXRUNTIME_VERSION,
   type OnnxSession,
 } from "../core/engine/onnx/session.ts";
-import { type BenchLine, type BenchOptions, imgPerSec, round1, runTorchPeer } from "./lib.ts";
+import {
+  type BenchLine,
+  type BenchOptions,
+  imgPerSec,
+  round1,
+  runTorchPeer,
+  runTorchPython,
+} from "./lib.ts";
 
 const [BATCH, SIZE, CLASSES] = [32, 64, 200];
 const TORCH_DIR = new URL("../../shared/bench/", import.meta.url).pathname;
@@ -38,14 +45,7 @@ from torch_vgg_train import vgg19_bn
 torch.manual_seed(0); m = vgg19_bn(${width}, 1, ${CLASSES}).eval()
 torch.onnx.export(m, torch.randn(1, 1, ${SIZE}, ${SIZE}), ${JSON.stringify(path)},
   input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "N"}}, opset_version=13)`;
-    const python = Deno.env.get("COTRAIN_TORCH_PYTHON") ?? "/usr/bin/python3";
-    const out = await new Deno.Command(python, { args: ["-c", code], stderr: "piped" }).output();
-    if (!out.success) {
-      throw new Error(
-        `PyTorch's export failed (${python}); install Debian's python3-torch or set ` +
-          `COTRAIN_TORCH_PYTHON: ${new TextDecoder().decode(out.stderr).slice(-400)}`,
-      );
-    }
+    await runTorchPython(["-c", code]);
     return await Deno.readFile(path);
   } finally {
     await Deno.remove(path).catch(() => {});

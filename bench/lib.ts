@@ -100,28 +100,33 @@ export async function runTorchPeer(
   shape: TorchPeerShape,
   extra: string[] = [],
 ): Promise<TorchPeerResult> {
-  const args = [
-    ...["--width", String(shape.width), "--size", String(shape.size)],
-    ...["--batch", String(shape.batch), "--steps", String(shape.steps), "--threads", "2"],
-    ...extra,
-  ];
   const path = script instanceof URL
     ? script.pathname
     : new URL(`../../shared/bench/${script}`, import.meta.url).pathname;
+  const lines = (await runTorchPython([
+    path,
+    ...["--width", String(shape.width), "--size", String(shape.size)],
+    ...["--batch", String(shape.batch), "--steps", String(shape.steps), "--threads", "2"],
+    ...extra,
+  ])).trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]) as TorchPeerResult;
+}
+
+/**
+ * Runs the PyTorch peers' Python (`$COTRAIN_TORCH_PYTHON`, else Debian's /usr/bin/python3 with
+ * python3-torch) with `args`; resolves to its stdout, or fails with an instruction (a benchmark
+ * never skips its peer).
+ */
+export async function runTorchPython(args: string[]): Promise<string> {
   const python = Deno.env.get("COTRAIN_TORCH_PYTHON") ?? "/usr/bin/python3";
-  const out = await new Deno.Command(python, {
-    args: [path, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const out = await new Deno.Command(python, { args, stdout: "piped", stderr: "piped" }).output();
   if (!out.success) {
     throw new Error(
-      `the PyTorch peer failed (${python} ${path}); install Debian's python3-torch or set ` +
+      `the PyTorch peer failed (${python} ${args[0]}); install Debian's python3-torch or set ` +
         `COTRAIN_TORCH_PYTHON: ${new TextDecoder().decode(out.stderr).slice(-400)}`,
     );
   }
-  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
-  return JSON.parse(lines[lines.length - 1]) as TorchPeerResult;
+  return new TextDecoder().decode(out.stdout);
 }
 
 /**

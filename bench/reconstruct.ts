@@ -20,7 +20,7 @@ import { initBackend } from "../core/engine/backend.ts";
 import { reconstruct, type ReconstructEngine } from "../core/analysis/reconstruct.ts";
 import { createVgg, disposeModel } from "../core/models/vgg.ts";
 import { rngFor } from "../core/random.ts";
-import { type BenchLine, type BenchOptions, round1 } from "./lib.ts";
+import { type BenchLine, type BenchOptions, round1, runTorchPython } from "./lib.ts";
 
 const SIZE = 64;
 const IMAGES = 4;
@@ -34,20 +34,11 @@ interface PeerResult {
 /** Runs ../shared/bench/torch_reconstruct.py (it takes --images, not the common --batch). */
 async function torchPeer(width: number, steps: number): Promise<PeerResult> {
   const path = new URL("../../shared/bench/torch_reconstruct.py", import.meta.url).pathname;
-  const python = Deno.env.get("COTRAIN_TORCH_PYTHON") ?? "/usr/bin/python3";
-  const args = [
+  const lines = (await runTorchPython([
     path,
     ...["--width", String(width), "--size", String(SIZE), "--images", String(IMAGES)],
     ...["--steps", String(steps), "--norm", String(BUDGET), "--threads", "2"],
-  ];
-  const out = await new Deno.Command(python, { args, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(
-      `the PyTorch peer failed (${python} ${path}); install Debian's python3-torch or set ` +
-        `COTRAIN_TORCH_PYTHON: ${new TextDecoder().decode(out.stderr).slice(-400)}`,
-    );
-  }
-  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  ])).trim().split("\n");
   return JSON.parse(lines[lines.length - 1]) as PeerResult;
 }
 

@@ -147,7 +147,7 @@ function line(c: string, metric: string, value: number, torch: TorchPeerResult):
     case: c,
     metric,
     value: round1(value),
-    peer: c.includes("vs-mtl-peer") ? `${torch.peer}-mtl` : torch.peer,
+    peer: torch.peer,
     peer_value: torch.train_img_s,
   };
 }

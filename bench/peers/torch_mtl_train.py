@@ -81,7 +81,7 @@ def main() -> None:
     for _ in range(a.steps):
         step()
     rate = a.steps * a.batch / (time.perf_counter() - t)
-    print(json.dumps({"peer": f"pytorch-{torch.__version__}", "case": "mtl-1:1", "width": a.width,
+    print(json.dumps({"peer": f"pytorch-{torch.__version__}-mtl", "case": "mtl-1:1", "width": a.width,
                       "size": a.size, "batch": a.batch, "neurons": a.neurons, "threads": a.threads,
                       "train_img_s": round(rate, 1), "train_all_img_s": round(2 * rate, 1),
                       "infer_img_s": 0}))
