@@ -179,8 +179,6 @@ export class ClassifierStep {
       trainable?: (name: string) => boolean;
       /** Trunk layers up to this one run in eval mode (Oracle stage 2's frozen conv1_1..conv3_1). */
       evalUpTo?: string;
-      /** Use onnxruntime's NCHWc convolutions where they fit (default: program.ts' nchwcBlock). */
-      nchwc?: boolean;
     } = {},
   ): Promise<ClassifierStep> {
     const vgg = model.vgg;
@@ -196,7 +194,7 @@ export class ClassifierStep {
     }
     const n = oracle ? 2 * shape.batch : shape.batch; // rows of the classification pass
     const ch = vgg.config.inChannels;
-    const t = new Tape({ nchwcBlock: options.nchwc === false ? 0 : await nchwcBlock() });
+    const t = new Tape({ nchwcBlock: await nchwcBlock() });
     const params = new ParamInputs(
       t,
       { params: mtlParams(model) },

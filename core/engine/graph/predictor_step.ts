@@ -131,8 +131,6 @@ export class PredictorStep {
     options: {
       frozen?: boolean;
       threads?: number;
-      /** Use onnxruntime's NCHWc convolutions where they fit (default: program.ts' nchwcBlock). */
-      nchwc?: boolean;
     } = {},
   ): Promise<PredictorStep> {
     const info = predictor.config.sessions[session];
@@ -141,7 +139,7 @@ export class PredictorStep {
     const prefix = readoutPrefix(predictor, session);
     const { batch: b, height: h, width: w } = shape;
     const neurons = predictor.readouts[session].config.neurons;
-    const t = new Tape({ nchwcBlock: options.nchwc === false ? 0 : await nchwcBlock() });
+    const t = new Tape({ nchwcBlock: await nchwcBlock() });
     const params = new ParamInputs(
       t,
       { params: predictorParams(predictor) },

@@ -39,7 +39,12 @@ export function trainThreads(): number {
  * that shares its cores.
  */
 export function trainSpinning(): boolean {
-  const v = Deno.env.get("COTRAIN_TRAIN_SPIN") ?? "1";
+  return envOn("COTRAIN_TRAIN_SPIN");
+}
+
+/** An on/off setting that is on unless set to `0` or `false` (platform/config validates it). */
+function envOn(name: string): boolean {
+  const v = Deno.env.get(name) ?? "1";
   return v !== "0" && v !== "false";
 }
 
@@ -88,8 +93,7 @@ export async function loadProgram(
  * on; `0` runs every convolution as a plain ONNX Conv).
  */
 export function trainNchwc(): boolean {
-  const v = Deno.env.get("COTRAIN_TRAIN_NCHWC") ?? "1";
-  return v !== "0" && v !== "false";
+  return envOn("COTRAIN_TRAIN_NCHWC");
 }
 
 let blockProbe: Promise<number> | undefined;

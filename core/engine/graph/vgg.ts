@@ -69,18 +69,8 @@ export class ParamInputs {
     if (!s) {
       const v = this.#model.params.get(param);
       if (!v) throw new Error(`model has no parameter ${param}`);
-      const [kh, kw, ci, co] = v.shape;
       const block = this.#t.nchwcBlock;
-      const up = (c: number) => Math.ceil(c / block) * block;
-      const dims = layout === "oihw"
-        ? [co, ci, kh, kw]
-        : layout === "back"
-        ? [ci, co, kh, kw]
-        : layout === "nchwc"
-        ? [up(co), up(ci), kh, kw]
-        : layout === "nchwc-back"
-        ? [up(ci), up(co), kh, kw]
-        : v.shape;
+      const dims = layoutDims(v.shape, layout, block);
       const trainable = (layout === "as-is" || layout === "oihw") && v.trainable &&
         this.#trainable(param);
       s = !fed
@@ -136,22 +126,42 @@ export class ParamInputs {
   }
 }
 
+/**
+ * The dims of a graph input holding a parameter of tfjs shape `shape` (conv weights HWIO
+ * [kh, kw, i, o]) in `layout`; NCHWc layouts pad channels to multiples of `block`.
+ */
+function layoutDims(shape: readonly number[], layout: ParamLayout, block: number): number[] {
+  const [kh, kw, ci, co] = shape;
+  const up = (c: number) => Math.ceil(c / block) * block;
+  switch (layout) {
+    case "as-is":
+      return [...shape];
+    case "oihw":
+      return [co, ci, kh, kw];
+    case "back":
+      return [ci, co, kh, kw];
+    case "nchwc":
+      return [up(co), up(ci), kh, kw];
+    case "nchwc-back":
+      return [up(ci), up(co), kh, kw];
+  }
+}
+
 /** A parameter in `spec`'s input layout (into `out` if given), and that input's dims. */
 function toLayout(data: Float32Array, spec: ParamSpec, out?: Float32Array): Feed {
-  const [kh, kw, ci, co] = spec.shape;
-  const b = spec.block;
-  const up = (c: number) => Math.ceil(c / b) * b;
+  const { shape, block } = spec;
+  const dims = layoutDims(shape, spec.layout, block);
   switch (spec.layout) {
     case "as-is":
-      return { data, dims: spec.shape };
+      return { data, dims };
     case "oihw":
-      return { data: hwioToOihw(data, spec.shape, out), dims: [co, ci, kh, kw] };
+      return { data: hwioToOihw(data, shape, out), dims };
     case "back":
-      return { data: hwioToBack(data, spec.shape, out), dims: [ci, co, kh, kw] };
+      return { data: hwioToBack(data, shape, out), dims };
     case "nchwc":
-      return { data: hwioToNchwc(data, spec.shape, b, out), dims: [up(co), up(ci), kh, kw] };
+      return { data: hwioToNchwc(data, shape, block, out), dims };
     case "nchwc-back":
-      return { data: hwioToNchwcBack(data, spec.shape, b, out), dims: [up(ci), up(co), kh, kw] };
+      return { data: hwioToNchwcBack(data, shape, block, out), dims };
   }
 }
 
