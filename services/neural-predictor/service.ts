@@ -93,8 +93,11 @@ export class NeuralPredictorModels {
     this.registry = registry;
   }
 
-  /** Loads (or returns the cached) checkpoint at `uri`; NOT_FOUND when it does not exist. */
-  async load(uri: string, field = "checkpoint_uri"): Promise<LoadedPredictor> {
+  /**
+   * The store key and object info of the checkpoint at `uri`: INVALID_ARGUMENT naming `field` for
+   * an empty uri or one outside the store, NOT_FOUND when nothing is there.
+   */
+  async #locate(uri: string, field: string) {
     if (!uri) throw CotrainError.invalidArgument(`${field}: empty; pass a checkpoint's uri`);
     let key: string;
     try {
@@ -104,6 +107,12 @@ export class NeuralPredictorModels {
     }
     const info = await this.store.stat(key);
     if (!info) throw CotrainError.notFound(`${field}: no checkpoint at ${uri}`);
+    return { key, info };
+  }
+
+  /** Loads (or returns the cached) checkpoint at `uri`; NOT_FOUND when it does not exist. */
+  async load(uri: string, field = "checkpoint_uri"): Promise<LoadedPredictor> {
+    const { key, info } = await this.#locate(uri, field);
     const cached = this.#bySha.get(info.sha256);
     if (cached) return await cached;
     const loading = (async () => {
@@ -131,15 +140,7 @@ export class NeuralPredictorModels {
    * INVALID_ARGUMENT naming `field` for anything else.
    */
   async loadNetwork(uri: string, field = "checkpoint_uri"): Promise<LoadedNetwork> {
-    if (!uri) throw CotrainError.invalidArgument(`${field}: empty; pass a checkpoint's uri`);
-    let key: string;
-    try {
-      key = this.store.keyOf(uri);
-    } catch (err) {
-      throw CotrainError.invalidArgument(`${field}: ${(err as Error).message}`);
-    }
-    const info = await this.store.stat(key);
-    if (!info) throw CotrainError.notFound(`${field}: no checkpoint at ${uri}`);
+    const { key, info } = await this.#locate(uri, field);
     if (this.#bySha.has(info.sha256)) {
       return { kind: PREDICTOR_CHECKPOINT, loaded: await this.load(uri, field) };
     }
