@@ -26,14 +26,9 @@
  * @module
  */
 import { CoreError } from "../errors.ts";
-import {
-  CORRUPTORS,
-  gaussianBlurBytes,
-  jpegBytesRgb,
-  noiseBytes,
-  pixelateBytes,
-} from "./corruptions.ts";
+import { CORRUPTORS, gaussianBlurBytes, noiseBytes, pixelateBytes } from "./corruptions.ts";
 import { type Img, LUMA, newImage, SCRATCH_KEEP_MAX } from "./image.ts";
+import { jpegRoundTripFast } from "./kernels.ts";
 import {
   type CorruptionName,
   CORRUPTIONS,
@@ -303,7 +298,7 @@ export function corruptBatch(batch: ImageBatch, options: CorruptOptions): ImageB
       const one = (src as Uint8Array).subarray(i * per, (i + 1) * per);
       if (o.corruption === "pixelate") {
         pixelateBytes(one, h, w, c, params, o.preset, out as Uint8Array, i * per);
-      } else jpegBytesRgb(one, h, w, params, out as Uint8Array, i * per);
+      } else jpegRoundTripFast(one, h, w, params, out as Uint8Array, i * per);
     }
     return { dtype: batch.dtype, shape: [...batch.shape], data: out } as ImageBatch;
   }

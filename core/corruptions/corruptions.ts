@@ -680,21 +680,6 @@ function pixelate(img: Img, f: number, preset: PresetName): Img {
   return fromBytes(up, h, w, c);
 }
 
-/**
- * The JPEG round trip of 8-bit RGB (corruptBatch's uint8 fast path), written to out[at..]: PIL's
- * libjpeg-turbo at `quality` (IJG tables, 4:2:0) bit for bit; see kernels.ts.
- */
-export function jpegBytesRgb(
-  rgb: Uint8Array,
-  h: number,
-  w: number,
-  quality: number,
-  out: Uint8Array,
-  at: number,
-): void {
-  jpegRoundTripFast(rgb, h, w, quality, out, at);
-}
-
 /** A JPEG round trip at `quality` (libjpeg's arithmetic, IJG tables, 4:2:0; see kernels.ts). */
 function jpegCompression(img: Img, quality: number): Img {
   const { h, w, c } = img;
